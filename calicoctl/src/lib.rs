@@ -1,0 +1,1 @@
+//! calicoctl: resource commands, IPAM and node operations.

@@ -1,0 +1,1 @@
+//! calico-lab: deploys containerlab topologies onto network namespaces of one Linux host.

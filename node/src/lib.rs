@@ -1,0 +1,1 @@
+//! calico-node: node registration and autodetection, running felix and bgpd in one process.

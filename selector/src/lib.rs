@@ -1,0 +1,1 @@
+//! The Calico label selector language: parser, evaluator and canonical form.
