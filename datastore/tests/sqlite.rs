@@ -1,0 +1,142 @@
+//! sqlite specifics: opening bad paths and bad files gives clear errors and changes nothing;
+//! data survives a reopen; the change-log retention policy turns an old watch into a resync.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use fabric_datastore::{Backend, BackendError, SqliteBackend, SqliteOptions, WatchEvent};
+
+fn full_message(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_rejected_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calico.db");
+    let garbage = b"this is not a sqlite database, just some text that is long enough".repeat(100);
+    std::fs::write(&path, &garbage).unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err();
+    assert!(matches!(err, BackendError::Sqlite { .. }), "{err}");
+    let message = full_message(&err);
+    assert!(message.contains(path.to_str().unwrap()), "{message}");
+    assert!(message.contains("not a database"), "{message}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage);
+}
+
+#[test]
+fn a_directory_as_the_database_path_is_rejected_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteBackend::open(dir.path()).unwrap_err();
+    let message = full_message(&err);
+    assert!(message.contains(dir.path().to_str().unwrap()), "{message}");
+}
+
+#[test]
+fn a_parent_that_cannot_be_created_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = SqliteBackend::open(file.join("sub/calico.db")).unwrap_err();
+    assert!(matches!(err, BackendError::Io { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with("creating the directory"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("plain-file"), "{err}");
+}
+
+#[test]
+fn another_applications_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY);")
+        .unwrap();
+    drop(conn);
+    let err = SqliteBackend::open(&path).unwrap_err();
+    assert!(matches!(err, BackendError::NotADatastore { .. }), "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        tables, 1,
+        "our tables must not be added to a foreign database"
+    );
+}
+
+#[test]
+fn a_database_with_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calico.db");
+    drop(SqliteBackend::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = 99 WHERE name = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = SqliteBackend::open(&path).unwrap_err();
+    assert!(
+        matches!(err, BackendError::SchemaVersion { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_and_the_revision_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calico.db");
+    let b = SqliteBackend::open(&path).unwrap();
+    let r1 = b.create("/k", r#"{"a":1}"#).await.unwrap();
+    drop(b);
+    let b = SqliteBackend::open(&path).unwrap();
+    assert_eq!(b.revision().await.unwrap(), r1);
+    assert_eq!(b.get("/k").await.unwrap().unwrap().mod_revision, r1);
+    assert_eq!(b.create("/k2", "1").await.unwrap(), r1 + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_keeps_the_configured_history_and_older_watches_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        history_revisions: 20,
+        ..SqliteOptions::default()
+    };
+    let b = SqliteBackend::open_with(dir.path().join("calico.db"), options).unwrap();
+    let r0 = b.revision().await.unwrap();
+    let mut rev = b.create("/k/a", "0").await.unwrap();
+    for n in 1..100 {
+        rev = b.update("/k/a", &n.to_string(), rev).await.unwrap();
+    }
+    // The last 20 revisions are always kept: a watch from 20 back replays them.
+    let mut recent = b.watch("/k/", rev - 20).await.unwrap();
+    for n in 80..100 {
+        match common::next_event(&mut recent).await {
+            WatchEvent::Put(kv) => assert_eq!(kv.value, n.to_string()),
+            other => panic!("expected a put, got {other:?}"),
+        }
+    }
+    // A watch from the start was compacted away: it resyncs.
+    let mut old = b.watch("/k/", r0).await.unwrap();
+    match common::next_event(&mut old).await {
+        WatchEvent::Resync(listing) => {
+            assert_eq!(listing.items.len(), 1);
+            assert_eq!(listing.items[0].value, "99");
+        }
+        other => panic!("expected a resync, got {other:?}"),
+    }
+}
