@@ -7,13 +7,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod bench_report;
+pub mod bgp_peer;
 mod etcd;
 mod netns;
 mod process;
+mod proxy;
+pub mod routers;
 
+pub use bgp_peer::{BgpPeer, Feed, FeedPlan, PeerConfig, PeerState};
 pub use etcd::{EtcdServer, TestEtcd, test_etcd};
 pub use netns::{Netns, require_root, veth};
 pub use process::{ChildGuard, free_port, wait_until, which};
+pub use proxy::TcpProxy;
+pub use routers::{Bird, Frr, GoBgp};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -45,5 +45,9 @@ fn an_etcd_server_answers_again_after_a_restart() {
     etcd.stop();
     etcd.start_again();
     assert_eq!(etcd.endpoint(), port);
-    assert!(wait_until(Duration::from_secs(1), Duration::from_millis(10), || true));
+    assert!(wait_until(
+        Duration::from_secs(1),
+        Duration::from_millis(10),
+        || true
+    ));
 }
