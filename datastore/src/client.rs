@@ -17,6 +17,9 @@ use crate::keys;
 /// How many times `apply` re-reads and retries when another writer changed the resource.
 const APPLY_RETRIES: usize = 10;
 
+/// Tiers Calico creates itself and never lets anyone delete.
+const PROTECTED_TIERS: [&str; 3] = ["default", "kube-admin", "kube-baseline"];
+
 /// A failed resource operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -318,25 +321,59 @@ impl Client {
         Ok(res)
     }
 
-    /// Creates `res`, or replaces it if it exists (retrying when another writer races).
-    pub async fn apply_any(&self, res: AnyResource) -> Result<AnyResource, ClientError> {
+    /// Creates `res`, or replaces it if it exists (retrying when another writer races); its
+    /// `metadata.resourceVersion` is ignored (the last writer wins).
+    ///
+    /// A resource identical to the stored one (after defaults, keeping the stored uid and
+    /// creation time) is not written again: the stored resource is returned with its
+    /// resourceVersion unchanged.
+    pub async fn apply_any(&self, mut res: AnyResource) -> Result<AnyResource, ClientError> {
+        res.metadata_mut().resource_version = None;
+        self.apply_any_at_version(res).await
+    }
+
+    /// [`Client::apply_any`] as calicoctl's `apply` does it: with `metadata.resourceVersion`
+    /// set and the resource stored, the write is a compare-and-swap against that version (a
+    /// stale one is a `Conflict`, not retried); without it, the last writer wins. An
+    /// identical resource is not written again.
+    pub async fn apply_any_at_version(&self, res: AnyResource) -> Result<AnyResource, ClientError> {
+        let kind = res.kind();
+        let name = full_name(res.namespace(), res.name());
+        let expected = res
+            .metadata()
+            .resource_version
+            .clone()
+            .filter(|v| !v.is_empty());
         let mut last = ClientError::Conflict {
-            kind: res.kind(),
-            name: full_name(res.namespace(), res.name()),
+            kind,
+            name: name.clone(),
             expected: String::new(),
         };
         for _ in 0..APPLY_RETRIES {
             let checked = self.check(res.clone(), Write::Apply).await?;
-            let exists = self
+            let stored = self
                 .get_stored(checked.kind(), checked.namespace(), checked.name())
-                .await?
-                .is_some();
-            let result = if exists {
-                self.replace_checked(checked, None).await
-            } else {
-                self.create_any(checked).await
+                .await?;
+            let result = match stored {
+                Some((old, rev)) => {
+                    if let Some(text) = &expected
+                        && text.parse::<Revision>().ok() != Some(rev)
+                    {
+                        return Err(ClientError::Conflict {
+                            kind,
+                            name,
+                            expected: text.clone(),
+                        });
+                    }
+                    if unchanged(&checked, &old) {
+                        return Ok(old);
+                    }
+                    self.replace_checked(checked, Some(rev.to_string())).await
+                }
+                None => self.create_any(checked).await,
             };
             match result {
+                Err(e @ ClientError::Conflict { .. }) if expected.is_some() => return Err(e),
                 Err(e @ (ClientError::Conflict { .. } | ClientError::AlreadyExists { .. })) => {
                     last = e;
                 }
@@ -365,6 +402,17 @@ impl Client {
                 name: full.clone(),
             })?;
         if kind == Kind::Tier {
+            if PROTECTED_TIERS.contains(&name) {
+                return Err(ClientError::Invalid {
+                    kind,
+                    name: full,
+                    errors: vec![FieldError::new(
+                        "metadata.name",
+                        name,
+                        "is a built-in tier and cannot be deleted",
+                    )],
+                });
+            }
             self.refuse_tier_in_use(name).await?;
         }
         let expected_rev = match expected {
@@ -605,6 +653,15 @@ fn stamp_new(res: &mut AnyResource) {
     if meta.creation_timestamp.as_deref().is_none_or(str::is_empty) {
         meta.creation_timestamp = Some(rfc3339_now());
     }
+}
+
+/// Whether writing `new` over `old` would store exactly what is stored.
+fn unchanged(new: &AnyResource, old: &AnyResource) -> bool {
+    let mut new = new.clone();
+    carry_identity(&mut new, old);
+    let mut old = old.clone();
+    old.metadata_mut().resource_version = None;
+    encode(&new) == encode(&old)
 }
 
 /// Keeps the stored identity (uid, creation time) across a replace.
