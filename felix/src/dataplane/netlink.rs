@@ -15,7 +15,7 @@ use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use nix::sys::socket::{setsockopt, sockopt};
@@ -324,9 +324,12 @@ impl Netlink {
         Err(NetlinkError::DumpInterrupted(DUMP_ATTEMPTS))
     }
 
-    /// Interface name to index, from one `RTM_GETLINK` dump.
+    /// Interface name to index, from one `RTM_GETLINK` dump (without statistics).
     pub fn interfaces(&mut self) -> Result<HashMap<String, u32>, NetlinkError> {
-        let request = RouteNetlinkMessage::GetLink(LinkMessage::default());
+        let mut link = LinkMessage::default();
+        link.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let request = RouteNetlinkMessage::GetLink(link);
         let pairs = self.dump(request, |msg| match msg {
             RouteNetlinkMessage::NewLink(m) => m.attributes.iter().find_map(|a| match a {
                 LinkAttribute::IfName(name) => Some((name.clone(), m.header.index)),
@@ -335,6 +338,52 @@ impl Netlink {
             _ => None,
         })?;
         Ok(pairs.into_iter().collect())
+    }
+
+    /// The index of the interface called `name` (`None` if there is none), from one
+    /// `RTM_GETLINK` request by name: O(1), where [`Netlink::interfaces`] is O(interfaces).
+    pub fn interface_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
+        let mut link = LinkMessage::default();
+        link.attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        link.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.send_buf.clear();
+        append_message(
+            &mut self.send_buf,
+            RouteNetlinkMessage::GetLink(link),
+            NLM_F_REQUEST,
+            seq,
+        );
+        self.socket
+            .send(&self.send_buf, 0)
+            .map_err(|source| NetlinkError::Send {
+                messages: 1,
+                source,
+            })?;
+        loop {
+            self.recv()?;
+            for frame in Frames::new(&self.recv_buf) {
+                let frame = frame?;
+                if frame.seq != seq {
+                    continue;
+                }
+                if frame.kind == NLMSG_ERROR {
+                    return match parse_error(frame.flags, frame.payload)? {
+                        Err(e) if e.is(libc::ENODEV) => Ok(None),
+                        Err(e) => Err(NetlinkError::Kernel(e)),
+                        Ok(()) => Ok(None),
+                    };
+                }
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(frame.bytes)
+                    .map_err(|e| NetlinkError::Malformed(e.to_string()))?;
+                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) = msg.payload {
+                    return Ok(Some(m.header.index));
+                }
+            }
+        }
     }
 
     fn recv(&mut self) -> Result<(), NetlinkError> {

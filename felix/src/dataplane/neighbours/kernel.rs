@@ -227,7 +227,7 @@ fn request(write: &NeighbourWrite) -> Request {
 
 impl NeighbourKernel for NetlinkNeighbourKernel {
     fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
-        Ok(self.netlink.interfaces()?.get(name).copied())
+        self.netlink.interface_index(name)
     }
 
     fn neighbours(

@@ -235,8 +235,9 @@ impl<K: NeighbourKernel> NeighbourReconciler<K> {
                     source,
                 })?;
         let Some(ifindex) = ifindex else {
+            // Nothing to do without the device; with entries to write, they wait for it.
             report.waiting = self.desired_fdb.len();
-            return Ok(false);
+            return Ok(true);
         };
         let (neighbours, fdb) = self.read(ifindex)?;
         report.resynced = true;

@@ -102,6 +102,11 @@ pub trait RouteKernel {
     /// Interface name to index, for every interface.
     fn interfaces(&mut self) -> Result<HashMap<String, u32>, NetlinkError>;
 
+    /// The index of one interface, if it exists (default: from [`RouteKernel::interfaces`]).
+    fn interface_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
+        Ok(self.interfaces()?.get(name).copied())
+    }
+
     /// Sends `writes` as one batch; returns one verdict per write, in order. `Err` means the
     /// batch as a whole failed and its outcome is unknown.
     fn write_routes(
@@ -136,6 +141,10 @@ impl RouteKernel for NetlinkRouteKernel {
 
     fn interfaces(&mut self) -> Result<HashMap<String, u32>, NetlinkError> {
         self.netlink.interfaces()
+    }
+
+    fn interface_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
+        self.netlink.interface_index(name)
     }
 
     fn write_routes(

@@ -271,6 +271,22 @@ impl<K: RouteKernel> RouteReconciler<K> {
                 }
                 continue;
             };
+            // An interface not in the cached map (a new workload) is looked up by name
+            // rather than by re-reading every interface.
+            let unknown: Vec<String> = route
+                .interfaces()
+                .into_iter()
+                .filter(|i| !self.interfaces.contains_key(*i))
+                .map(str::to_string)
+                .collect();
+            for name in unknown {
+                if let Ok(Some(index)) = self.kernel.interface_index(&name) {
+                    self.interfaces.insert(name, index);
+                }
+            }
+            let Some(route) = self.desired.get(&dst) else {
+                continue;
+            };
             let wanted = match self.resolve(route) {
                 Ok(w) => w,
                 Err(interface) => {
