@@ -1,0 +1,379 @@
+//! IPAM benchmark: allocations per second with N concurrent allocators (distinct nodes, each
+//! its own `Ipam` and datastore connection) on etcd and on sqlite, beside the raw per-key
+//! compare-and-swap rate of the same store in the same run. Starts its own etcd and sqlite
+//! file in a temporary directory; prints a Markdown table and can write it into
+//! `bench/BENCHMARKS.md` (section "IPAM: allocations per second").
+
+mod run;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use fabric_api::ippool::IPPoolSpec;
+use fabric_api::{IPPool, ObjectMeta};
+use fabric_datastore::{Backend, EtcdBackend, SqliteBackend};
+use fabric_ipam::{Ipam, IpamConfig};
+use fabric_testkit::{EtcdServer, bench_report};
+use run::{Tally, ValueSize};
+
+const SECTION: &str = "## IPAM: allocations per second";
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(about = "IPAM allocations/s vs. the raw per-key CAS rate, on etcd and sqlite")]
+struct Args {
+    /// Concurrent allocators (and CAS writers), each with its own connection and node.
+    #[arg(long, default_value_t = 16)]
+    allocators: usize,
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Rounds (raw CAS and allocations alternate); the table reports each and the medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Only this store (`etcd` or `sqlite`); both by default.
+    #[arg(long)]
+    only: Option<String>,
+    /// Write the section into BENCHMARKS.md (default: the workspace's bench/BENCHMARKS.md).
+    #[arg(long)]
+    write: bool,
+    /// The BENCHMARKS.md to update with --write.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// One store's rounds: reference CAS (small values), reference CAS (block-sized values),
+/// allocations reading their inputs per request, and allocations with watched inputs.
+struct StoreRuns {
+    store: &'static str,
+    reference: &'static str,
+    rounds: Vec<[Tally; 4]>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.allocators > 0, "--allocators must be at least 1");
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    anyhow::ensure!(
+        args.only
+            .as_deref()
+            .is_none_or(|o| o == "etcd" || o == "sqlite"),
+        "--only must be etcd or sqlite"
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let load = load_average();
+    let etcd = EtcdServer::start();
+    let runs = runtime.block_on(measure(
+        &args,
+        &dir.path().join("calico.db"),
+        &etcd.endpoint(),
+    ))?;
+    let body = table(&runs, args.allocators);
+    println!("{body}");
+    if args.write {
+        let path = args
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md"));
+        bench_report::update_section_file(&path, SECTION, &section(&args, &load, &body))
+            .with_context(|| format!("updating {}", path.display()))?;
+        eprintln!("updated {}", path.display());
+    }
+    Ok(())
+}
+
+/// A pool large enough for every round, and a block limit that never stops a node.
+async fn setup(ipam: &Ipam) -> Result<()> {
+    ipam.client()
+        .create(IPPool {
+            metadata: ObjectMeta::named("bench"),
+            spec: IPPoolSpec {
+                cidr: "10.0.0.0/8".into(),
+                block_size: Some(26),
+                ..IPPoolSpec::default()
+            },
+            status: None,
+        })
+        .await
+        .context("creating the pool")?;
+    ipam.set_config(IpamConfig {
+        max_blocks_per_host: 100_000,
+        ..IpamConfig::default()
+    })
+    .await
+    .context("setting the IPAM configuration")?;
+    Ok(())
+}
+
+async fn allocation_round(
+    ipams: &[Ipam],
+    backend: &dyn Backend,
+    run: &str,
+    duration: Duration,
+) -> Result<Tally> {
+    let before = backend.revision().await?;
+    let cpu = run::process_cpu();
+    let mut tally = run::allocations(ipams, run, duration).await?;
+    tally.cpu = run::process_cpu().saturating_sub(cpu);
+    tally.writes = backend.revision().await? - before;
+    Ok(tally)
+}
+
+/// The clients of one store: `n` allocators reading their inputs per request, `n` with
+/// watched inputs, and `n` backend handles for the reference.
+struct Clients {
+    backends: Vec<Arc<dyn Backend>>,
+    reading: Vec<Ipam>,
+    watching: Vec<Ipam>,
+}
+
+async fn clients(n: usize, open: impl AsyncFn() -> Result<Arc<dyn Backend>>) -> Result<Clients> {
+    let mut c = Clients {
+        backends: Vec::new(),
+        reading: Vec::new(),
+        watching: Vec::new(),
+    };
+    for _ in 0..n {
+        c.backends.push(open().await?);
+        c.reading.push(Ipam::from_backend(open().await?));
+        let watching = Ipam::from_backend(open().await?);
+        c.watching.push(watching);
+    }
+    Ok(c)
+}
+
+async fn measure(args: &Args, db: &Path, endpoint: &str) -> Result<Vec<StoreRuns>> {
+    let duration = Duration::from_secs(args.seconds);
+    let endpoints = [endpoint.to_string()];
+    let mut raw = Vec::new();
+    for _ in 0..args.allocators {
+        raw.push(
+            etcd_client::Client::connect(&endpoints, None)
+                .await
+                .with_context(|| format!("connecting to etcd at {endpoint}"))?,
+        );
+    }
+    let etcd = clients(args.allocators, async || -> Result<Arc<dyn Backend>> {
+        let b = EtcdBackend::connect(&endpoints)
+            .await
+            .with_context(|| format!("connecting to etcd at {endpoint}"))?;
+        Ok(Arc::new(b) as Arc<dyn Backend>)
+    })
+    .await?;
+    let sqlite = clients(args.allocators, async || -> Result<Arc<dyn Backend>> {
+        let b = SqliteBackend::open(db).with_context(|| format!("opening {}", db.display()))?;
+        Ok(Arc::new(b) as Arc<dyn Backend>)
+    })
+    .await?;
+    for c in [&etcd, &sqlite] {
+        setup(&c.reading[0]).await?;
+        for ipam in &c.watching {
+            ipam.watch_inputs()
+                .await
+                .context("watching the IPAM inputs")?;
+        }
+    }
+    let mut etcd_runs = StoreRuns {
+        store: "etcd",
+        reference: "raw etcd txn (etcd-client)",
+        rounds: Vec::new(),
+    };
+    let mut sqlite_runs = StoreRuns {
+        store: "sqlite",
+        reference: "Backend::compare_and_swap",
+        rounds: Vec::new(),
+    };
+    let want = |store: &str| args.only.as_deref().is_none_or(|o| o == store);
+    for round in 0..args.rounds {
+        if !want("etcd") {
+            break;
+        }
+        eprintln!("round {round}: etcd");
+        let cas = run::raw_etcd_cas(&raw, &format!("r{round}"), duration, ValueSize::Small).await?;
+        let big = run::raw_etcd_cas(&raw, &format!("b{round}"), duration, ValueSize::Block).await?;
+        let b = etcd.backends[0].as_ref();
+        let reading = allocation_round(&etcd.reading, b, &format!("er{round}"), duration).await?;
+        let watching = allocation_round(&etcd.watching, b, &format!("ew{round}"), duration).await?;
+        etcd_runs.rounds.push([cas, big, reading, watching]);
+    }
+    for round in 0..args.rounds {
+        if !want("sqlite") {
+            break;
+        }
+        eprintln!("round {round}: sqlite");
+        let cas = run::backend_cas(
+            &sqlite.backends,
+            &format!("r{round}"),
+            duration,
+            ValueSize::Small,
+        )
+        .await?;
+        let big = run::backend_cas(
+            &sqlite.backends,
+            &format!("b{round}"),
+            duration,
+            ValueSize::Block,
+        )
+        .await?;
+        let b = sqlite.backends[0].as_ref();
+        let reading = allocation_round(&sqlite.reading, b, &format!("sr{round}"), duration).await?;
+        let watching =
+            allocation_round(&sqlite.watching, b, &format!("sw{round}"), duration).await?;
+        sqlite_runs.rounds.push([cas, big, reading, watching]);
+    }
+    Ok([etcd_runs, sqlite_runs]
+        .into_iter()
+        .filter(|r| !r.rounds.is_empty())
+        .collect())
+}
+
+fn rate(r: f64) -> String {
+    if r >= 10_000.0 {
+        format!("{:.1}k", r / 1000.0)
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The Markdown table: every round, then the medians.
+fn table(runs: &[StoreRuns], n: usize) -> String {
+    const MODES: [&str; 2] = ["inputs read per request", "inputs watched"];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| store | round | per-key CAS/s, ~200 B ({n} writers) | per-key CAS/s, ~5 KB | allocations | allocations/s ({n} allocators) | / CAS ~200 B | p50 / p99 (ms) | writes per allocation | client CPU per allocation (µs) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    for s in runs {
+        for (i, [cas, big, reading, watching]) in s.rounds.iter().enumerate() {
+            for (mode, alloc) in MODES.iter().zip([reading, watching]) {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {mode} | {} | {:.2} | {:.2} / {:.2} | {:.2} | {:.0} |",
+                    s.store,
+                    i + 1,
+                    rate(cas.rate()),
+                    rate(big.rate()),
+                    rate(alloc.rate()),
+                    alloc.rate() / cas.rate().max(1e-9),
+                    ms(alloc.quantile(0.5)),
+                    ms(alloc.quantile(0.99)),
+                    alloc.writes_per_op(),
+                    alloc.cpu_per_op().as_secs_f64() * 1e6,
+                );
+            }
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| store | reference | median per-key CAS/s, ~200 B (client CPU µs/op) | median per-key CAS/s, ~5 KB (client CPU µs/op) | allocations | median allocations/s (client CPU µs/op) | median of the rounds' allocations / CAS ~200 B |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for s in runs {
+        let med = |k: usize| median(s.rounds.iter().map(|r| r[k].rate()).collect());
+        let cas = med(0);
+        let big = med(1);
+        let cpu = |k: usize| {
+            median(
+                s.rounds
+                    .iter()
+                    .map(|r| r[k].cpu_per_op().as_secs_f64() * 1e6)
+                    .collect(),
+            )
+        };
+        let (cas_cpu, big_cpu) = (cpu(0), cpu(1));
+        for (m, mode) in MODES.iter().enumerate() {
+            let alloc = med(m + 2);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} ({cas_cpu:.0}) | {} ({big_cpu:.0}) | {mode} | **{}** ({:.0}) | **{:.2}** |",
+                s.store,
+                s.reference,
+                rate(cas),
+                rate(big),
+                rate(alloc),
+                cpu(m + 2),
+                median(
+                    s.rounds
+                        .iter()
+                        .map(|r| r[m + 2].rate() / r[0].rate().max(1e-9))
+                        .collect()
+                )
+            );
+        }
+    }
+    out
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn etcd_version() -> String {
+    std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+fn section(args: &Args, load: &str, body: &str) -> String {
+    let n = args.allocators;
+    format!(
+        "{SECTION}\n\n\
+{n} concurrent allocators, each its own `Ipam` with its own datastore connection and its own \
+node name, calling `auto_assign` for one pod address at a time (a new handle \
+`k8s-pod-network.<id>` each time; pool 10.0.0.0/8 in /26 blocks, so every 64th allocation \
+also claims a block in two phases). Reference: {n} writers compare-and-swapping their own key \
+on the same store in the same run, with ~200-byte values (the reference of the goal) and with \
+~5 KB values (an average block): raw `etcd-client` transactions (`mod_revision == rev` then \
+put, else get) for etcd, `Backend::compare_and_swap` for sqlite. Each round runs both \
+references, then allocations in two modes, {secs} s each; the summary gives medians over the \
+rounds, and the median of each round's allocations / reference ratio. An allocation is one \
+compare-and-swap creating the handle and one compare-and-swap of the node's block (the block \
+is cached, so no read before it; both writes are needed, in this order, so a crash leaves at \
+most a handle that over-counts, which release by handle repairs), plus, in the mode \
+\"inputs read per request\" (what a CNI process does), one range read of the IPAM inputs \
+(pools, reservations, configuration); \"inputs watched\" is a long-lived allocator with \
+`Ipam::watch_inputs`. Two writes per allocation put the ceiling at half the per-key CAS \
+rate. \"Writes per allocation\" is the store revision delta divided by the allocations; \
+\"client CPU\" is the benchmark process's CPU time per operation (allocators, gRPC client, \
+and for sqlite the whole store). etcd: a single local member (`fabric_testkit::EtcdServer`, \
+data on disk); sqlite: one file (WAL, `synchronous=FULL`), the allocators being {n} \
+`SqliteBackend`s of one process (with watched inputs, each also polls the file for changes). \
+The machine is shared with other build and test jobs, so rounds vary.\n\n\
+Date {date}; machine: {machine}, {etcd}, 1-minute load average {load} at the start; build: \
+release.\n\n\
+Reproduce: `CARGO_TARGET_DIR=/work/targets/ipam cargo run --release -p bench-ipam-alloc -- \
+--allocators {n} --seconds {secs} --rounds {rounds} --write`\n\n{body}",
+        secs = args.seconds,
+        rounds = args.rounds,
+        date = bench_report::today_utc(),
+        machine = bench_report::machine_summary(),
+        etcd = etcd_version(),
+    )
+}

@@ -1,0 +1,162 @@
+//! Helpers shared by the IPAM integration tests: an IPAM over a fresh in-memory store, pools,
+//! configuration, nodes and endpoints written through the typed client.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use fabric_api::endpoint::WorkloadEndpointSpec;
+use fabric_api::ippool::{AssignmentMode, IPPoolAllowedUse, IPPoolSpec};
+use fabric_api::{IPPool, IPReservation, IPReservationSpec, Node, ObjectMeta, WorkloadEndpoint};
+use fabric_datastore::{Backend, Client, MemBackend};
+use fabric_ipam::handles::pod_handle;
+use fabric_ipam::{AutoAssignArgs, Ipam, IpamConfig};
+use ipnet::IpNet;
+
+/// A fresh in-memory store and an IPAM over it.
+pub fn mem() -> (Arc<dyn Backend>, Ipam) {
+    let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
+    (backend.clone(), Ipam::from_backend(backend))
+}
+
+/// A pool spec with the given CIDR and block size.
+pub fn pool_spec(cidr: &str, block_size: u32) -> IPPoolSpec {
+    IPPoolSpec {
+        cidr: cidr.into(),
+        block_size: Some(block_size),
+        ..IPPoolSpec::default()
+    }
+}
+
+/// Creates a pool.
+pub async fn add_pool(client: &Client, name: &str, spec: IPPoolSpec) {
+    client
+        .create(IPPool {
+            metadata: ObjectMeta::named(name),
+            spec,
+            status: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// Creates a plain pool.
+pub async fn pool(ipam: &Ipam, name: &str, cidr: &str, block_size: u32) {
+    add_pool(ipam.client(), name, pool_spec(cidr, block_size)).await;
+}
+
+/// A pool for tunnels only, or manual, etc.
+pub fn with_uses(mut spec: IPPoolSpec, uses: &[IPPoolAllowedUse]) -> IPPoolSpec {
+    spec.allowed_uses = uses.to_vec();
+    spec
+}
+
+/// A manual pool.
+pub fn manual(mut spec: IPPoolSpec) -> IPPoolSpec {
+    spec.assignment_mode = Some(AssignmentMode::Manual);
+    spec
+}
+
+/// Stores the IPAM configuration.
+pub async fn config(ipam: &Ipam, strict_affinity: bool, max_blocks_per_host: u32) {
+    ipam.set_config(IpamConfig {
+        strict_affinity,
+        max_blocks_per_host,
+        ..IpamConfig::default()
+    })
+    .await
+    .unwrap();
+}
+
+/// Creates an IPReservation.
+pub async fn reserve(ipam: &Ipam, name: &str, cidrs: &[&str]) {
+    ipam.client()
+        .create(IPReservation {
+            metadata: ObjectMeta::named(name),
+            spec: IPReservationSpec {
+                reserved_cidrs: cidrs.iter().map(|c| c.to_string()).collect(),
+            },
+        })
+        .await
+        .unwrap();
+}
+
+/// Creates a Node with labels.
+pub async fn node(ipam: &Ipam, name: &str, labels: &[(&str, &str)]) {
+    let mut meta = ObjectMeta::named(name);
+    meta.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ipam.client()
+        .create(Node {
+            metadata: meta,
+            ..Node::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// Writes the WorkloadEndpoint a CNI ADD would write for `container` on `node`.
+pub async fn endpoint(ipam: &Ipam, node: &str, container: &str, ip: IpAddr) {
+    let net = match ip {
+        IpAddr::V4(a) => format!("{a}/32"),
+        IpAddr::V6(a) => format!("{a}/128"),
+    };
+    ipam.client()
+        .create(WorkloadEndpoint {
+            metadata: ObjectMeta {
+                namespace: Some("default".into()),
+                ..ObjectMeta::default()
+            },
+            spec: WorkloadEndpointSpec {
+                orchestrator: "k8s".into(),
+                node: node.into(),
+                pod: container.into(),
+                endpoint: "eth0".into(),
+                container_id: container.into(),
+                interface_name: "cali0".into(),
+                ip_networks: vec![net],
+                ..WorkloadEndpointSpec::default()
+            },
+        })
+        .await
+        .unwrap();
+}
+
+/// A request for `v4` IPv4 addresses for pod `container` on `node`.
+pub fn pod(node: &str, container: &str, v4: usize) -> AutoAssignArgs {
+    AutoAssignArgs {
+        node: node.into(),
+        handle: pod_handle(container),
+        attrs: BTreeMap::from([
+            ("pod".to_string(), container.to_string()),
+            ("namespace".to_string(), "default".to_string()),
+        ]),
+        num_v4: v4,
+        ..AutoAssignArgs::default()
+    }
+}
+
+/// Parses a network.
+pub fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+/// Parses an address.
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Every allocated address with its handle, from the blocks.
+pub async fn allocated(ipam: &Ipam) -> BTreeMap<IpAddr, String> {
+    let mut out = BTreeMap::new();
+    for b in ipam.blocks().await.unwrap() {
+        for (_, ip, attr) in b.in_use() {
+            let handle = attr.and_then(|a| a.handle_id.clone()).unwrap_or_default();
+            assert!(out.insert(ip, handle).is_none(), "{ip} allocated twice");
+        }
+    }
+    out
+}
