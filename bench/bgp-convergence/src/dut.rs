@@ -2,9 +2,11 @@
 //! to the feeder (192.0.2.1, AS 65001) and the receiver (192.0.2.6, AS 65003).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use bgpd::status::protocol::{Request, query};
 use fabric_testkit::routers::BirdControl;
 use fabric_testkit::{Bird, ChildGuard, Netns};
 
@@ -135,12 +137,21 @@ impl Dut {
         }
     }
 
-    /// Routes the DUT has imported from the feeder, where that is cheap to ask (BIRD's channel
-    /// statistics); `None` for bgpd, whose status interface this harness does not read yet.
+    /// Routes the DUT has imported from the feeder: BIRD's channel statistics, bgpd's accepted
+    /// prefix counter of the feeder session (a `neighbors` request on its status socket).
     pub fn rib_count(&mut self) -> Option<u64> {
         match self {
             Dut::Bird(_, control) => control.as_mut()?.imported_routes("feeder"),
-            Dut::Bgpd { .. } => None,
+            Dut::Bgpd { dir, .. } => {
+                let socket = dir.path().join("bench.sock");
+                let response = query(&socket, &Request::Neighbors).ok()?;
+                let feeder = IpAddr::from([192, 0, 2, 1]);
+                response
+                    .neighbors?
+                    .iter()
+                    .find(|n| n.address == feeder)
+                    .map(|n| n.accepted())
+            }
         }
     }
 

@@ -180,7 +180,7 @@ fn section(args: &Args, rows: &[Row], skipped_bgpd: Option<&str>, busy_rounds: u
          * **Time to all in DUT RIB**: BIRD's `Routes: N imported` on the feeder session, polled \
          every 20 ms over an open control-socket session, timed at the answer; the median of the runs where it \
          was seen before the receiver had everything (BIRD exports while it imports, so the two \
-         are often within one poll; bgpd: not read yet).\n\
+         are often within one poll; bgpd: the feeder session's accepted-prefix counter from a `neighbors` request on its status socket, same poll interval).\n\
          * **Peak RSS**: the DUT's `VmHWM`; **bytes/route** = (VmHWM − RSS with both sessions up \
          before the feed) / N.\n\
          * **Variants**: one attribute set shared by every prefix (ORIGIN IGP, AS_PATH 65001, \

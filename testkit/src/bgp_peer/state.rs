@@ -51,6 +51,8 @@ pub struct PeerState {
     pub first_route_update_at: Option<Instant>,
     /// Routes held (full table mode), keyed by prefix and path identifier.
     pub routes: BTreeMap<Nlri, Route>,
+    /// Every NLRI an UPDATE withdrew (explicitly or by treat-as-withdraw), in arrival order.
+    pub withdrawn: Vec<Nlri>,
     /// NOTIFICATIONs received, in order.
     pub notifications: Vec<Notification>,
     /// Families whose End-of-RIB marker arrived.
@@ -92,6 +94,7 @@ impl PeerState {
             updates_received: 0,
             first_route_update_at: None,
             routes: BTreeMap::new(),
+            withdrawn: Vec::new(),
             notifications: Vec::new(),
             end_of_rib: BTreeSet::new(),
             route_refreshes: Vec::new(),
@@ -197,6 +200,7 @@ impl PeerState {
             .iter()
             .chain(mp_unreach.iter().flat_map(|m| m.withdrawn.iter()))
         {
+            self.withdrawn.push(*n);
             self.remove(n);
         }
         let v4_next_hop = attributes.next_hop.map(NextHop::V4);
@@ -208,6 +212,7 @@ impl PeerState {
         );
         for (n, next_hop) in announced {
             if withdraw_all {
+                self.withdrawn.push(*n);
                 self.remove(n);
             } else {
                 self.insert(*n, next_hop, &attributes);
