@@ -193,7 +193,7 @@ fn section(args: &Args, rows: &[Row], skipped_bgpd: Option<&str>, busy_rounds: u
          Here the DUT also re-advertises every route, so the figures are not directly comparable.\n\n\
          Date {}; machine: {}; build: release. The machine is shared with other build \
          jobs. {idle} The minimum is the least disturbed figure.\n\n\
-         Reproduce (root): `cargo build --release -p bgpd && CARGO_TARGET_DIR=/work/targets/bgp-bench \
+         Reproduce (root): `cargo build --release -p bgpd && \
          cargo run --release -p bench-bgp-convergence -- --prefixes {} --attr-sets {} --rounds {} \
          --write` (bgpd found beside the benchmark binary or in `target/release/`, or pass \
          `--bgpd PATH`).\n\n{}{write_rate}{skipped}\n",

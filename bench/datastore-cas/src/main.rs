@@ -209,7 +209,7 @@ fn section(args: &Args, body: &str) -> String {
          `etcd-client` directly. Values are ~200-byte JSON documents. \"lost/s\": attempts that \
          lost the race on the shared key.\n\n\
          Date {date}; machine: {machine}; build: release.\n\n\
-         Reproduce: `CARGO_TARGET_DIR=/work/targets/datastore cargo run --release -p \
+         Reproduce: `cargo run --release -p \
          bench-datastore-cas -- --writers {w} --seconds {s} --write`\n\n{body}",
         w = args.writers,
         s = args.seconds,

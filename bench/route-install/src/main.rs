@@ -270,7 +270,7 @@ fn section(args: &Args, machine: &str, body: &str) -> String {
          dump, {} RTM_NEWROUTE messages per datagram, one ACK each). `ip -batch`: the same routes \
          as `route add` lines. Delete: desired state emptied after in-sync vs. `route del` lines.\n\n\
          Date {}; machine: {}; build: release.\n\n\
-         Reproduce (root): `CARGO_TARGET_DIR=/work/targets/felix cargo run --release -p \
+         Reproduce (root): `cargo run --release -p \
          bench-route-install -- --routes {} --rounds {} --write`\n\n{body}",
         args.routes,
         args.rounds,
