@@ -64,6 +64,40 @@ pub fn machine_summary() -> String {
     )
 }
 
+/// `(idle, total)` jiffies over all CPUs, from `/proc/stat`.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some((fields.get(3)? + fields.get(4)?, fields.iter().sum()))
+}
+
+/// Waits until the CPUs were at least `percent` % idle over a 2 s window, or `max` passed;
+/// returns whether they were (benchmarks on a shared machine report it).
+pub fn wait_for_idle_cpus(max: std::time::Duration, percent: u64) -> bool {
+    let deadline = std::time::Instant::now() + max;
+    loop {
+        let Some((idle1, total1)) = cpu_jiffies() else {
+            return false;
+        };
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let Some((idle2, total2)) = cpu_jiffies() else {
+            return false;
+        };
+        if total2 > total1 && (idle2 - idle1) * 100 >= (total2 - total1) * percent {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
 /// Today's date (UTC) as `YYYY-MM-DD`, from `date -u`.
 pub fn today_utc() -> String {
     Command::new("date")

@@ -12,6 +12,7 @@ use super::input::{CalcInput, HostInterface, LearnedRoute};
 use super::ipam::IpamIndex;
 use super::model::{NodeInfo, PoolInfo, Vtep};
 use super::output::{DataplaneChanges, DesiredDataplane};
+use super::policy::PolicyNode;
 use super::settings::{ConfigOverrides, Settings, effective_settings};
 use super::tunnels;
 use crate::dataplane::{DesiredLinks, IpFamily, NatPool, Route, SysctlSet, VtepNeighbour};
@@ -42,6 +43,8 @@ pub struct CalcGraph {
     pub(super) pools: BTreeMap<String, PoolInfo>,
     pub(super) nodes: BTreeMap<String, NodeInfo>,
     pub(super) endpoints: LocalEndpoints,
+    /// Policy: every node's endpoints, policies, profiles, tiers, network sets.
+    policy: PolicyNode,
     pub(super) ipam: IpamIndex,
     /// Prefix -> next hops (sorted, deduplicated, never empty).
     pub(super) learned: HashMap<IpNet, Vec<IpAddr>>,
@@ -74,8 +77,10 @@ impl CalcGraph {
     /// An empty graph for node `node_name`, with settings `overrides` that beat the datastore.
     pub fn new(node_name: impl Into<String>, overrides: ConfigOverrides) -> CalcGraph {
         let (settings, _) = effective_settings(&[], &overrides);
+        let node_name: String = node_name.into();
         CalcGraph {
-            node_name: node_name.into(),
+            policy: PolicyNode::new(&node_name, &settings),
+            node_name,
             overrides,
             pools: BTreeMap::new(),
             nodes: BTreeMap::new(),
@@ -115,7 +120,25 @@ impl CalcGraph {
         match input {
             CalcInput::Pool { name, pool } => self.on_pool(name, pool.as_deref()),
             CalcInput::Node { name, node } => self.on_node(name, node.as_deref()),
-            CalcInput::Endpoint { key, endpoint } => self.on_endpoint(&key, endpoint.as_deref()),
+            CalcInput::Endpoint { key, endpoint } => {
+                if let Some(p) = self.policy.on_endpoint(&key, endpoint.as_deref()) {
+                    self.problem(p);
+                }
+                self.on_endpoint(&key, endpoint.as_deref());
+            }
+            CalcInput::PolicyResource {
+                kind,
+                namespace,
+                name,
+                resource,
+            } => {
+                if let Some(p) =
+                    self.policy
+                        .on_resource(kind, namespace.as_deref(), &name, resource.as_deref())
+                {
+                    self.problem(p);
+                }
+            }
             CalcInput::Block { cidr, block } => {
                 let touched = self.ipam.set_block(cidr.trunc(), block.as_deref());
                 self.dirty_prefixes.extend(touched);
@@ -304,6 +327,7 @@ impl CalcGraph {
             || d.endpoints
             || d.endpoints_replaced
             || d.all_routes
+            || self.policy.has_pending_work()
     }
 
     /// Recomputes what the inputs since the last flush changed and returns the differences.
@@ -316,6 +340,9 @@ impl CalcGraph {
         if dirty.settings || first {
             let settings = self.compute_settings();
             if settings != self.settings || first {
+                if let Some(p) = self.policy.on_settings(&self.node_name, &settings) {
+                    self.problem(p);
+                }
                 self.settings = settings.clone();
                 out.settings = Some(settings);
                 dirty.links = true;
@@ -366,6 +393,10 @@ impl CalcGraph {
         }
         out.endpoints_changed = dirty.endpoints;
         out.endpoints_replaced = dirty.endpoints_replaced;
+        let policy = self.policy.flush();
+        if !policy.is_empty() {
+            out.policy = Some(policy);
+        }
         self.removed_endpoints.clear();
         out
     }
@@ -496,6 +527,11 @@ impl CalcGraph {
     /// How many local workload endpoints there are.
     pub fn local_endpoints(&self) -> usize {
         self.endpoints.len()
+    }
+
+    /// Policy: local endpoints with chains, and policies that select one of them.
+    pub fn policy_counts(&self) -> (usize, usize) {
+        self.policy.counts()
     }
 
     /// How many routes are desired.

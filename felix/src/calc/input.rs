@@ -89,6 +89,17 @@ pub enum CalcInput {
         /// The affinity, or `None` when deleted.
         affinity: Option<BlockAffinity>,
     },
+    /// A policy-relevant object (see [`crate::calc::POLICY_KINDS`]) of any node or namespace.
+    PolicyResource {
+        /// Its kind.
+        kind: Kind,
+        /// Its namespace (namespaced kinds).
+        namespace: Option<String>,
+        /// Its name.
+        name: String,
+        /// The object, or `None` when deleted.
+        resource: Option<Box<AnyResource>>,
+    },
     /// A `FelixConfiguration`, by name (only `default` and `node.<this node>` are used).
     FelixConfig {
         /// The configuration's name.
@@ -115,6 +126,7 @@ pub fn sync_prefixes() -> Vec<String> {
         Kind::FelixConfiguration,
     ]
     .into_iter()
+    .chain(super::policy::POLICY_KINDS)
     .map(|k| resource_prefix(k.plural(), None))
     .chain([IPAM_BLOCK_PREFIX.to_string(), IPAM_HOST_PREFIX.to_string()])
     .collect()
@@ -171,7 +183,7 @@ fn decode_key(key: &str, kv: Option<&fabric_datastore::KeyValue>) -> Decoded {
             }
         });
     }
-    let Some((kind, _, name)) = parse_key(key) else {
+    let Some((kind, namespace, name)) = parse_key(key) else {
         return Decoded::ignored();
     };
     let decoded = match kv {
@@ -182,7 +194,7 @@ fn decode_key(key: &str, kv: Option<&fabric_datastore::KeyValue>) -> Decoded {
                 Some(any)
             }
             Some(Err(e)) => {
-                let d = deleted(kind, key, name);
+                let d = deleted(kind, key, namespace, name);
                 return Decoded {
                     problem: Some(format!("{key}: {}", error_chain(&e))),
                     ..d
@@ -212,12 +224,28 @@ fn decode_key(key: &str, kv: Option<&fabric_datastore::KeyValue>) -> Decoded {
                 config: Some(c),
             })
         }
-        (kind, _) => deleted(kind, key, name),
+        (kind, Some(any)) if super::policy::POLICY_KINDS.contains(&kind) && any.kind() == kind => {
+            Decoded::ok(CalcInput::PolicyResource {
+                kind,
+                namespace,
+                name,
+                resource: Some(Box::new(any)),
+            })
+        }
+        (kind, _) => deleted(kind, key, namespace, name),
     }
 }
 
 /// The deletion input for a key of `kind` (ignored for kinds felix does not use).
-fn deleted(kind: Kind, key: &str, name: String) -> Decoded {
+fn deleted(kind: Kind, key: &str, namespace: Option<String>, name: String) -> Decoded {
+    if super::policy::POLICY_KINDS.contains(&kind) {
+        return Decoded::ok(CalcInput::PolicyResource {
+            kind,
+            namespace,
+            name,
+            resource: None,
+        });
+    }
     match kind {
         Kind::IPPool => Decoded::ok(CalcInput::Pool { name, pool: None }),
         Kind::Node => Decoded::ok(CalcInput::Node { name, node: None }),

@@ -62,6 +62,7 @@ mod input;
 mod ipam;
 mod model;
 mod output;
+mod policy;
 mod routes;
 mod settings;
 mod tunnels;
@@ -76,6 +77,7 @@ pub use input::{
 };
 pub use model::{NodeInfo, PoolInfo, Vtep};
 pub use output::{DataplaneChanges, DesiredDataplane};
+pub use policy::{POLICY_KINDS, render_config};
 pub use settings::{
     ConfigOverrides, IptablesBackendChoice, SUPPORTED_ENV, SettingError, Settings,
     effective_settings,

@@ -54,6 +54,8 @@ pub struct DataplaneChanges {
     /// interface may have been recreated under the same name, so cached interface indexes
     /// are suspect.
     pub endpoints_replaced: bool,
+    /// Policy: filter chains and ipsets that changed.
+    pub policy: Option<felix_policy::Changes>,
 }
 
 impl DataplaneChanges {
@@ -68,6 +70,10 @@ impl DataplaneChanges {
             && self.nat_v6.is_none()
             && self.settings.is_none()
             && !self.endpoints_changed
+            && self
+                .policy
+                .as_ref()
+                .is_none_or(felix_policy::Changes::is_empty)
             && !self.endpoints_replaced
     }
 
@@ -84,6 +90,11 @@ impl DataplaneChanges {
             ($($f:ident),*) => { $( if later.$f.is_some() { self.$f = later.$f; } )* };
         }
         later_wins!(links, vteps_v4, vteps_v6, sysctls, nat_v4, nat_v6, settings);
+        match (&mut self.policy, later.policy) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
         self.endpoints_changed |= later.endpoints_changed;
         self.endpoints_replaced |= later.endpoints_replaced;
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use fabric_api::felix::FelixConfigurationSpec;
 use fabric_api::felix::IptablesBackend;
+use felix_policy::EndpointToHostAction;
 
 /// Which iptables binaries to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -63,6 +64,11 @@ pub struct Settings {
     pub iptables_backend: IptablesBackendChoice,
     /// `ipv6Support` (true): program IPv6 as well.
     pub ipv6_support: bool,
+    /// `defaultEndpointToHostAction` (Accept, as Calico's manifests set it): what happens to
+    /// workload-to-host traffic its egress policy allowed.
+    pub default_endpoint_to_host_action: EndpointToHostAction,
+    /// `logPrefix` (`calico-packet`): the prefix of policy Log rules.
+    pub log_prefix: String,
 }
 
 impl Default for Settings {
@@ -88,6 +94,8 @@ impl Default for Settings {
             nat_outgoing_address: None,
             iptables_backend: IptablesBackendChoice::Auto,
             ipv6_support: true,
+            default_endpoint_to_host_action: EndpointToHostAction::Accept,
+            log_prefix: "calico-packet".to_string(),
         }
     }
 }
@@ -135,6 +143,10 @@ pub struct ConfigOverrides {
     pub iptables_backend: Option<IptablesBackendChoice>,
     /// `FELIX_IPV6SUPPORT`.
     pub ipv6_support: Option<bool>,
+    /// `FELIX_DEFAULTENDPOINTTOHOSTACTION`.
+    pub default_endpoint_to_host_action: Option<EndpointToHostAction>,
+    /// `FELIX_LOGPREFIX`.
+    pub log_prefix: Option<String>,
 }
 
 /// A setting that cannot be used: which one, its value, and the rule it breaks.
@@ -171,6 +183,8 @@ pub const SUPPORTED_ENV: &[&str] = &[
     "FELIX_NATOUTGOINGADDRESS",
     "FELIX_IPTABLESBACKEND",
     "FELIX_IPV6SUPPORT",
+    "FELIX_DEFAULTENDPOINTTOHOSTACTION",
+    "FELIX_LOGPREFIX",
 ];
 
 impl ConfigOverrides {
@@ -284,6 +298,18 @@ impl ConfigOverrides {
             nat_outgoing_address: address("FELIX_NATOUTGOINGADDRESS")?,
             iptables_backend: backend("FELIX_IPTABLESBACKEND")?,
             ipv6_support: boolean("FELIX_IPV6SUPPORT")?,
+            default_endpoint_to_host_action: get("FELIX_DEFAULTENDPOINTTOHOSTACTION")
+                .map(|v| {
+                    EndpointToHostAction::parse(&v)
+                        .map_err(|e| err("FELIX_DEFAULTENDPOINTTOHOSTACTION", &v, &e.rule))
+                })
+                .transpose()?,
+            log_prefix: get("FELIX_LOGPREFIX")
+                .map(|v| match log_prefix_problem(&v) {
+                    Some(rule) => Err(err("FELIX_LOGPREFIX", &v, rule)),
+                    None => Ok(v),
+                })
+                .transpose()?,
         })
     }
 }
@@ -326,7 +352,9 @@ pub fn effective_settings(
         vxlan_port,
         vxlan_vni,
         iptables_backend,
-        ipv6_support
+        ipv6_support,
+        default_endpoint_to_host_action,
+        log_prefix
     );
     if o.ipip_enabled.is_some() {
         s.ipip_enabled = o.ipip_enabled;
@@ -455,6 +483,33 @@ fn apply_layer(
     if let Some(v) = spec.ipv6_support {
         s.ipv6_support = v;
     }
+    if let Some(v) = spec
+        .default_endpoint_to_host_action
+        .as_ref()
+        .filter(|v| !v.is_empty())
+    {
+        match EndpointToHostAction::parse(v) {
+            Ok(a) => s.default_endpoint_to_host_action = a,
+            Err(e) => check("defaultEndpointToHostAction", Err((v.clone(), &e.rule))),
+        }
+    }
+    if let Some(v) = spec.log_prefix.as_ref().filter(|v| !v.is_empty()) {
+        match log_prefix_problem(v) {
+            None => s.log_prefix = v.clone(),
+            Some(rule) => check("logPrefix", Err((v.clone(), rule))),
+        }
+    }
+}
+
+/// Why `prefix` cannot prefix iptables LOG messages (29 characters with our `: `).
+fn log_prefix_problem(prefix: &str) -> Option<&'static str> {
+    (prefix.len() > 27
+        || prefix
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control()))
+    .then_some(
+        "a log prefix has at most 27 characters and no quotes, backslashes or control characters",
+    )
 }
 
 /// A layer's bad value and the rule it breaks.

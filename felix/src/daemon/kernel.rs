@@ -15,8 +15,8 @@ use crate::dataplane::status::DataplaneError;
 use crate::dataplane::{
     ApplyReport, DesiredLinks, Health, IpFamily, IpipStatus, IpsetCommand, IptablesCommands,
     LinkConfig, LinkReconciler, MacAddr, NatConfig, NatPool, NatReconciler, NeighbourReconciler,
-    NetlinkLinkKernel, NetlinkNeighbourKernel, NetlinkRouteKernel, ProcSys, Reconciler,
-    RouteConfig, RouteReconciler, SysctlReconciler, VtepNeighbour,
+    NetlinkLinkKernel, NetlinkNeighbourKernel, NetlinkRouteKernel, PolicyReconciler, ProcSys,
+    Reconciler, RouteConfig, RouteReconciler, SysctlReconciler, VtepNeighbour,
 };
 
 /// Which reconcilers re-read the kernel in a job.
@@ -180,6 +180,16 @@ impl Drop for KernelThread {
 }
 
 type Nat = NatReconciler<IptablesCommands, IpsetCommand>;
+type Policy = PolicyReconciler<IptablesCommands, IpsetCommand>;
+
+/// The iptables binaries `choice` selects for `family`.
+fn iptables_commands(choice: IptablesBackendChoice, family: IpFamily) -> IptablesCommands {
+    match choice {
+        IptablesBackendChoice::Auto => IptablesCommands::detect(family),
+        IptablesBackendChoice::Legacy => IptablesCommands::legacy(family),
+        IptablesBackendChoice::Nft => IptablesCommands::nft(family),
+    }
+}
 
 /// Every reconciler and the desired state they were last given.
 struct Dataplane {
@@ -190,6 +200,7 @@ struct Dataplane {
     routes: RouteReconciler<NetlinkRouteKernel>,
     nat_v4: Option<Nat>,
     nat_v6: Option<Nat>,
+    policy: Option<Policy>,
     links_desired: DesiredLinks,
     vteps_v4: Vec<VtepNeighbour>,
     vteps_v6: Vec<VtepNeighbour>,
@@ -232,6 +243,7 @@ impl Dataplane {
             .map_err(KernelStartError::Config)?,
             nat_v4: None,
             nat_v6: None,
+            policy: None,
             links_desired: DesiredLinks::default(),
             vteps_v4: Vec::new(),
             vteps_v6: Vec::new(),
@@ -365,6 +377,15 @@ impl Dataplane {
         };
         result.waiting += r.waiting;
         count(r, &mut report, result);
+        // 3b. Policy: its ipsets, then its filter chains, then stale sets (a new workload
+        // gets its chains before its route; until then the dispatch drops its traffic).
+        self.apply_policy(
+            changes.policy,
+            resync.iptables,
+            &mut invalid,
+            &mut report,
+            result,
+        );
         // 4. Routes.
         for (dst, route) in changes.routes {
             match route {
@@ -467,6 +488,69 @@ impl Dataplane {
                 result.health.push((name, n.health()));
             }
         }
+        if let Some(p) = &self.policy {
+            let (ipsets, rules) = p.counts();
+            result.ipsets += ipsets;
+            result.rules += rules;
+            result.health.push(("policy", p.health()));
+        }
+    }
+
+    fn policy_reconciler(&self) -> Option<Policy> {
+        let choice = self.settings.as_ref()?.iptables_backend;
+        let primary = move |f| iptables_commands(choice, f);
+        // Our chains left in the other backend by an earlier run are removed.
+        let in_use = primary(IpFamily::V4).restore;
+        let mut other = move |f| {
+            if in_use.contains("legacy") {
+                IptablesCommands::nft(f)
+            } else {
+                IptablesCommands::legacy(f)
+            }
+        };
+        let sweep = other(IpFamily::V4).installed();
+        let other_ref: Option<&mut dyn FnMut(IpFamily) -> IptablesCommands> =
+            if sweep { Some(&mut other) } else { None };
+        match PolicyReconciler::new(primary, IpsetCommand::default(), other_ref) {
+            Ok(mut p) => {
+                p.set_in_sync(self.datastore_in_sync);
+                Some(p)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy table configuration rejected");
+                None
+            }
+        }
+    }
+
+    fn apply_policy(
+        &mut self,
+        changes: Option<felix_policy::Changes>,
+        resync: bool,
+        invalid: &mut Vec<String>,
+        report: &mut ApplyReport,
+        result: &mut JobResult,
+    ) {
+        if self.policy.is_none() {
+            self.policy = self.policy_reconciler();
+        }
+        let Some(policy) = &mut self.policy else {
+            return;
+        };
+        if let Some(c) = changes
+            && let Err(e) = policy.update(&c)
+        {
+            invalid.push(e.to_string());
+        }
+        let r = if resync {
+            policy.resync()
+        } else {
+            policy.apply()
+        };
+        if r.resynced {
+            result.resyncs += 1;
+        }
+        report.merge(r);
     }
 
     fn set_in_sync(&mut self, datastore: bool, routes: bool) {
@@ -477,6 +561,9 @@ impl Dataplane {
             self.sysctls.set_in_sync(datastore);
             for n in [&mut self.nat_v4, &mut self.nat_v6].into_iter().flatten() {
                 n.set_in_sync(datastore);
+            }
+            if let Some(p) = &mut self.policy {
+                p.set_in_sync(datastore);
             }
             self.datastore_in_sync = datastore;
         }
@@ -496,16 +583,22 @@ impl Dataplane {
             self.nat_v4 = None;
             self.nat_v6 = None;
         }
+        let backend_changed = self
+            .settings
+            .as_ref()
+            .is_some_and(|old| old.iptables_backend != settings.iptables_backend);
+        if backend_changed && let Some(p) = &mut self.policy {
+            let choice = settings.iptables_backend;
+            if let Err(e) = p.switch_backend(|f| iptables_commands(choice, f)) {
+                tracing::error!(error = %e, "moving the policy chains to the new iptables backend failed");
+            }
+        }
         self.settings = Some(settings);
     }
 
     fn nat_reconciler(&self, family: IpFamily) -> Option<Nat> {
         let settings = self.settings.as_ref()?;
-        let commands = match settings.iptables_backend {
-            IptablesBackendChoice::Auto => IptablesCommands::detect(family),
-            IptablesBackendChoice::Legacy => IptablesCommands::legacy(family),
-            IptablesBackendChoice::Nft => IptablesCommands::nft(family),
-        };
+        let commands = iptables_commands(settings.iptables_backend, family);
         let config = NatConfig {
             nat_outgoing_address: settings
                 .nat_outgoing_address

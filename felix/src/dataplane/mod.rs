@@ -64,12 +64,15 @@ pub mod links;
 pub mod nat;
 pub mod neighbours;
 pub mod netlink;
+pub mod policy;
 pub mod routes;
 pub mod status;
 pub mod sysctls;
 
 pub use addr::{IpFamily, MacAddr};
-pub use iptables::ipsets::{IpSetSpec, IpSetType, IpSets, IpsetBackend, IpsetCommand};
+pub use iptables::ipsets::{
+    IpPort, IpSetScope, IpSetSpec, IpSetType, IpSets, IpsetBackend, IpsetCommand,
+};
 pub use iptables::{Chain, IptablesBackend, IptablesCommands, Rule, Table, TableConfig};
 pub use links::{
     DesiredLinks, IpipLink, IpipStatus, LinkConfig, LinkKernel, LinkReconciler, NetlinkLinkKernel,
@@ -77,6 +80,7 @@ pub use links::{
 };
 pub use nat::{NatConfig, NatPool, NatReconciler};
 pub use neighbours::{NeighbourKernel, NeighbourReconciler, NetlinkNeighbourKernel, VtepNeighbour};
+pub use policy::PolicyReconciler;
 pub use routes::{
     NetlinkRouteKernel, NextHop, Route, RouteConfig, RouteKernel, RouteReconciler, RouteTarget,
 };

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use super::Reconciler;
 use super::addr::{IpFamily, check_prefix};
-use super::iptables::ipsets::{IpSetSpec, IpSetType, IpSets, IpsetBackend};
+use super::iptables::ipsets::{IpSetScope, IpSetSpec, IpSetType, IpSets, IpsetBackend};
 use super::iptables::{Chain, IptablesBackend, Rule, Table, TableConfig};
 use super::status::{ApplyReport, Health, InvalidInput};
 
@@ -113,7 +113,11 @@ impl<I: IptablesBackend, S: IpsetBackend> NatReconciler<I, S> {
         let table = Table::new(iptables, TableConfig::calico("nat", config.family))?;
         let mut r = NatReconciler {
             table,
-            sets: IpSets::new(ipset),
+            // Policy's selector, named-port and CIDR sets belong to the policy reconciler.
+            sets: IpSets::with_scope(
+                ipset,
+                IpSetScope::except(&felix_policy::names::IPSET_ID_PREFIXES),
+            ),
             config,
             health: Health::healthy(),
         };

@@ -108,6 +108,11 @@ impl IptablesCommands {
         }
     }
 
+    /// Whether these binaries are installed.
+    pub fn installed(&self) -> bool {
+        find_program(&self.restore) && find_program(&self.save)
+    }
+
     fn named(family: IpFamily, backend: &str) -> IptablesCommands {
         let base = match family {
             IpFamily::V4 => "iptables",

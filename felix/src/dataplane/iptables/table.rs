@@ -20,6 +20,9 @@ pub struct Table<B: IptablesBackend> {
     backend: B,
     config: TableConfig,
     chains: BTreeMap<String, Vec<Rule>>,
+    /// The rule hashes of each of `chains`, computed when a chain is set (so that an apply
+    /// after a one-chain change does not hash every rule of the table again).
+    hashes: BTreeMap<String, Vec<String>>,
     hooks: BTreeMap<String, Vec<Rule>>,
     actual: SavedTable,
     needs_read: bool,
@@ -90,6 +93,7 @@ impl<B: IptablesBackend> Table<B> {
             backend,
             config,
             chains: BTreeMap::new(),
+            hashes: BTreeMap::new(),
             hooks: BTreeMap::new(),
             actual: SavedTable::default(),
             needs_read: true,
@@ -123,6 +127,10 @@ impl<B: IptablesBackend> Table<B> {
             }
         }
         if next != self.chains {
+            self.hashes = next
+                .iter()
+                .map(|(name, rules)| (name.clone(), rule_hashes(name, rules)))
+                .collect();
             self.chains = next;
             self.dirty = true;
         }
@@ -133,6 +141,8 @@ impl<B: IptablesBackend> Table<B> {
     pub fn update_chain(&mut self, chain: Chain) -> Result<(), InvalidInput> {
         self.check_chain(&chain, true)?;
         if self.chains.get(&chain.name) != Some(&chain.rules) {
+            self.hashes
+                .insert(chain.name.clone(), rule_hashes(&chain.name, &chain.rules));
             self.chains.insert(chain.name, chain.rules);
             self.dirty = true;
         }
@@ -142,6 +152,7 @@ impl<B: IptablesBackend> Table<B> {
     /// Removes one of our chains (deleted from the kernel once in sync). No I/O.
     pub fn remove_chain(&mut self, name: &str) {
         if self.chains.remove(name).is_some() {
+            self.hashes.remove(name);
             self.dirty = true;
         }
     }
@@ -159,6 +170,16 @@ impl<B: IptablesBackend> Table<B> {
             self.dirty = true;
         }
         Ok(())
+    }
+
+    /// Our desired chains and hooks (to carry them over to another backend).
+    pub fn desired(&self) -> (Vec<Chain>, Vec<Chain>) {
+        let chains = |m: &BTreeMap<String, Vec<Rule>>| -> Vec<Chain> {
+            m.iter()
+                .map(|(n, r)| Chain::new(n.clone(), r.clone()))
+                .collect()
+        };
+        (chains(&self.chains), chains(&self.hooks))
     }
 
     /// The table's state as last read or written.
@@ -187,19 +208,27 @@ impl<B: IptablesBackend> Table<B> {
             deleted: 0,
             deferred: 0,
         };
+        let no_hashes = Vec::new();
         for (name, rules) in &self.chains {
-            let hashes = rule_hashes(name, rules);
-            let want: Vec<Option<String>> = hashes.iter().cloned().map(Some).collect();
-            if p.expected.chains.get(name) == Some(&want) {
+            let hashes = self.hashes.get(name).unwrap_or(&no_hashes);
+            let in_place = p.expected.chains.get(name).is_some_and(|have| {
+                have.len() == hashes.len()
+                    && have
+                        .iter()
+                        .zip(hashes)
+                        .all(|(a, b)| a.as_deref() == Some(b.as_str()))
+            });
+            if in_place {
                 continue;
             }
+            let want: Vec<Option<String>> = hashes.iter().cloned().map(Some).collect();
             if p.expected.has_chain(name) {
                 p.updated += 1;
             } else {
                 p.created += 1;
             }
             p.declare.push(name.clone());
-            for (r, h) in rules.iter().zip(&hashes) {
+            for (r, h) in rules.iter().zip(hashes) {
                 p.rules
                     .push(format!("-A {name} {} {}", self.comment(h), r.spec));
             }

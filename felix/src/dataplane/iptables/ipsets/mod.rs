@@ -1,6 +1,7 @@
 //! ipsets named `cali40<id>`/`cali60<id>`: created and updated through `ipset restore`
 //! (increments as add/del lines, big changes as a temporary set swapped in), destroyed once in
-//! sync and after the rules that use them are gone.
+//! sync and after the rules that use them are gone. Several [`IpSets`] can share a namespace,
+//! each owning the ids its [`IpSetScope`] covers (NAT its pools, policy its selector sets).
 
 pub mod fake;
 
@@ -11,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use felix_policy::PortProtocol;
 use ipnet::IpNet;
 
 use super::backend::{CommandError, run};
@@ -32,6 +34,8 @@ pub enum IpSetType {
     HashIp,
     /// `hash:net`: prefixes.
     HashNet,
+    /// `hash:ip,port`: address, protocol and port (named-port matches).
+    HashIpPort,
 }
 
 impl IpSetType {
@@ -40,7 +44,67 @@ impl IpSetType {
         match self {
             IpSetType::HashIp => "hash:ip",
             IpSetType::HashNet => "hash:net",
+            IpSetType::HashIpPort => "hash:ip,port",
         }
+    }
+}
+
+/// A member of a `hash:ip,port` set: `10.65.0.10,tcp:8080`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpPort {
+    /// The address.
+    pub addr: IpAddr,
+    /// The protocol.
+    pub protocol: PortProtocol,
+    /// The port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for IpPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}:{}", self.addr, self.protocol.as_str(), self.port)
+    }
+}
+
+/// Which of our sets an [`IpSets`] manages (creates, repairs, destroys when stale), by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpSetScope {
+    /// Ids starting with one of these are managed (empty: every id).
+    pub include: Vec<String>,
+    /// Ids starting with one of these are left alone (another `IpSets` owns them).
+    pub exclude: Vec<String>,
+}
+
+impl IpSetScope {
+    /// Every set with our name prefix.
+    pub fn all() -> IpSetScope {
+        IpSetScope::default()
+    }
+
+    /// Sets whose id starts with one of `prefixes`.
+    pub fn only(prefixes: &[&str]) -> IpSetScope {
+        IpSetScope {
+            include: prefixes.iter().map(ToString::to_string).collect(),
+            exclude: Vec::new(),
+        }
+    }
+
+    /// Every set except those whose id starts with one of `prefixes`.
+    pub fn except(prefixes: &[&str]) -> IpSetScope {
+        IpSetScope {
+            include: Vec::new(),
+            exclude: prefixes.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Whether the kernel set `name` is ours and in this scope.
+    pub fn covers(&self, name: &str) -> bool {
+        if !is_ours(name) {
+            return false;
+        }
+        let id = &name[OWN_PREFIXES[0].len()..];
+        (self.include.is_empty() || self.include.iter().any(|p| id.starts_with(p.as_str())))
+            && !self.exclude.iter().any(|p| id.starts_with(p.as_str()))
     }
 }
 
@@ -53,11 +117,28 @@ pub struct IpSetSpec {
     pub family: IpFamily,
     /// The set type.
     pub kind: IpSetType,
-    /// The members (host addresses as /32 or /128 for `hash:ip`).
+    /// The members (host addresses as /32 or /128 for `hash:ip`); empty for `hash:ip,port`.
     pub members: BTreeSet<IpNet>,
+    /// The members of a `hash:ip,port` set.
+    pub ports: BTreeSet<IpPort>,
 }
 
 impl IpSetSpec {
+    /// A `hash:ip,port` set `id` of `family` with `members`.
+    pub fn ip_port(
+        id: &str,
+        family: IpFamily,
+        members: impl IntoIterator<Item = IpPort>,
+    ) -> IpSetSpec {
+        IpSetSpec {
+            id: id.to_string(),
+            family,
+            kind: IpSetType::HashIpPort,
+            members: BTreeSet::new(),
+            ports: members.into_iter().collect(),
+        }
+    }
+
     /// A set `id` of `family` and `kind` with `members`.
     pub fn new(
         id: &str,
@@ -70,6 +151,7 @@ impl IpSetSpec {
             family,
             kind,
             members: members.into_iter().collect(),
+            ports: BTreeSet::new(),
         }
     }
 
@@ -121,7 +203,31 @@ impl IpSetSpec {
                 ));
             }
         }
-        if self.members.len() > MAX_ELEMENTS {
+        let port_set = self.kind == IpSetType::HashIpPort;
+        if port_set && !self.members.is_empty() {
+            return Err(InvalidInput::new(
+                format!("{path}.members"),
+                self.members.len(),
+                "a hash:ip,port set holds address,protocol:port members only",
+            ));
+        }
+        if !port_set && !self.ports.is_empty() {
+            return Err(InvalidInput::new(
+                format!("{path}.ports"),
+                self.ports.len(),
+                "only a hash:ip,port set holds address,protocol:port members",
+            ));
+        }
+        for p in &self.ports {
+            if IpFamily::of(p.addr) != self.family {
+                return Err(InvalidInput::new(
+                    format!("{path}.ports"),
+                    p,
+                    format!("members must be {}", self.family),
+                ));
+            }
+        }
+        if self.members.len() + self.ports.len() > MAX_ELEMENTS {
             return Err(InvalidInput::new(
                 format!("{path}.members"),
                 self.members.len(),
@@ -141,6 +247,8 @@ pub struct SavedSet {
     pub family: String,
     /// Members.
     pub members: BTreeSet<IpNet>,
+    /// Members of a `hash:ip,port` set.
+    pub ports: BTreeSet<IpPort>,
 }
 
 fn family_word(f: IpFamily) -> &'static str {
@@ -154,6 +262,22 @@ fn is_ours(name: &str) -> bool {
     OWN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+fn parse_port_member(text: &str) -> Option<IpPort> {
+    let (addr, rest) = text.split_once(',')?;
+    let (proto, port) = rest.split_once(':')?;
+    let protocol = match proto {
+        "tcp" => PortProtocol::Tcp,
+        "udp" => PortProtocol::Udp,
+        "sctp" => PortProtocol::Sctp,
+        _ => return None,
+    };
+    Some(IpPort {
+        addr: addr.parse().ok()?,
+        protocol,
+        port: port.parse().ok()?,
+    })
+}
+
 fn parse_member(text: &str) -> Option<IpNet> {
     if let Ok(n) = text.parse::<IpNet>() {
         return Some(n);
@@ -164,11 +288,16 @@ fn parse_member(text: &str) -> Option<IpNet> {
 
 /// Parses `ipset save` output, keeping only our sets.
 pub fn parse_ipset_save(text: &str) -> BTreeMap<String, SavedSet> {
+    parse_ipset_save_scoped(text, &IpSetScope::all())
+}
+
+/// Parses `ipset save` output, keeping only our sets in `scope`.
+pub fn parse_ipset_save_scoped(text: &str, scope: &IpSetScope) -> BTreeMap<String, SavedSet> {
     let mut out: BTreeMap<String, SavedSet> = BTreeMap::new();
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["create", name, kind, rest @ ..] if is_ours(name) => {
+            ["create", name, kind, rest @ ..] if scope.covers(name) => {
                 let family = rest
                     .windows(2)
                     .find(|w| w[0] == "family")
@@ -179,11 +308,19 @@ pub fn parse_ipset_save(text: &str) -> BTreeMap<String, SavedSet> {
                         kind: kind.to_string(),
                         family: family.to_string(),
                         members: BTreeSet::new(),
+                        ports: BTreeSet::new(),
                     },
                 );
             }
             ["add", name, member, ..] => {
-                if let (Some(set), Some(m)) = (out.get_mut(*name), parse_member(member)) {
+                let Some(set) = out.get_mut(*name) else {
+                    continue;
+                };
+                if set.kind == IpSetType::HashIpPort.as_str() {
+                    if let Some(p) = parse_port_member(member) {
+                        set.ports.insert(p);
+                    }
+                } else if let Some(m) = parse_member(member) {
                     set.members.insert(m);
                 }
             }
@@ -234,6 +371,7 @@ impl IpsetBackend for IpsetCommand {
 #[derive(Debug)]
 pub struct IpSets<B: IpsetBackend> {
     backend: B,
+    scope: IpSetScope,
     desired: BTreeMap<String, IpSetSpec>,
     actual: BTreeMap<String, SavedSet>,
     needs_read: bool,
@@ -243,10 +381,18 @@ pub struct IpSets<B: IpsetBackend> {
 }
 
 impl<B: IpsetBackend> IpSets<B> {
-    /// A reconciler over `backend`; it reads the kernel on its first apply.
+    /// A reconciler over `backend` managing all our sets; it reads the kernel on its first
+    /// apply.
     pub fn new(backend: B) -> IpSets<B> {
+        IpSets::with_scope(backend, IpSetScope::all())
+    }
+
+    /// A reconciler over `backend` managing the sets `scope` covers (desired sets must be in
+    /// it).
+    pub fn with_scope(backend: B, scope: IpSetScope) -> IpSets<B> {
         IpSets {
             backend,
+            scope,
             desired: BTreeMap::new(),
             actual: BTreeMap::new(),
             needs_read: true,
@@ -261,7 +407,7 @@ impl<B: IpsetBackend> IpSets<B> {
     pub fn set_desired(&mut self, sets: Vec<IpSetSpec>) -> Result<(), InvalidInput> {
         let mut next = BTreeMap::new();
         for s in sets {
-            s.validate()?;
+            self.validate(&s)?;
             let name = s.name();
             if next.insert(name.clone(), s).is_some() {
                 return Err(InvalidInput::new("ipsets", name, "a set appears twice"));
@@ -276,10 +422,81 @@ impl<B: IpsetBackend> IpSets<B> {
 
     /// Adds or replaces one desired set. No I/O.
     pub fn update_set(&mut self, set: IpSetSpec) -> Result<(), InvalidInput> {
-        set.validate()?;
+        self.validate(&set)?;
         if self.desired.get(&set.name()) != Some(&set) {
             self.desired.insert(set.name(), set);
             self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Whether the set `name` (`cali40<id>`) is desired.
+    pub fn has_set(&self, name: &str) -> bool {
+        self.desired.contains_key(name)
+    }
+
+    /// Adds and removes members of the desired set `name` (cheaper than
+    /// [`IpSets::update_set`] for a few changes to a big set). Fails, changing nothing, when
+    /// the set is not desired or a new member does not fit it. No I/O.
+    pub fn change_members(
+        &mut self,
+        name: &str,
+        add: &[IpNet],
+        remove: &[IpNet],
+        add_ports: &[IpPort],
+        remove_ports: &[IpPort],
+    ) -> Result<(), InvalidInput> {
+        let Some(spec) = self.desired.get(name) else {
+            return Err(InvalidInput::new(
+                format!("ipsets[{name}]"),
+                name,
+                "is not a desired set, so its members cannot change",
+            ));
+        };
+        let probe = IpSetSpec {
+            id: spec.id.clone(),
+            family: spec.family,
+            kind: spec.kind,
+            members: add.iter().copied().collect(),
+            ports: add_ports.iter().copied().collect(),
+        };
+        probe.validate()?;
+        if spec.members.len() + spec.ports.len() + add.len() + add_ports.len() > MAX_ELEMENTS {
+            return Err(InvalidInput::new(
+                format!("ipsets[{name}].members"),
+                spec.members.len() + add.len(),
+                format!("a set holds at most {MAX_ELEMENTS} members"),
+            ));
+        }
+        if let Some(spec) = self.desired.get_mut(name) {
+            for m in remove {
+                spec.members.remove(m);
+            }
+            for p in remove_ports {
+                spec.ports.remove(p);
+            }
+            spec.members.extend(add.iter().copied());
+            spec.ports.extend(add_ports.iter().copied());
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Removes one desired set (destroyed by [`IpSets::apply_deletions`] once in sync). No I/O.
+    pub fn remove_set(&mut self, name: &str) {
+        if self.desired.remove(name).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    fn validate(&self, set: &IpSetSpec) -> Result<(), InvalidInput> {
+        set.validate()?;
+        if !self.scope.covers(&set.name()) {
+            return Err(InvalidInput::new(
+                format!("ipsets[{}].id", set.name()),
+                &set.id,
+                "is outside the ids this reconciler manages",
+            ));
         }
         Ok(())
     }
@@ -305,7 +522,7 @@ impl<B: IpsetBackend> IpSets<B> {
                 what: "reading ipsets".to_string(),
                 source,
             })?;
-        self.actual = parse_ipset_save(&text);
+        self.actual = parse_ipset_save_scoped(&text, &self.scope);
         self.needs_read = false;
         report.resynced = true;
         Ok(())
@@ -328,6 +545,7 @@ impl<B: IpsetBackend> IpSets<B> {
                 kind: spec.kind.as_str().to_string(),
                 family: family_word(spec.family).to_string(),
                 members: spec.members.clone(),
+                ports: spec.ports.clone(),
             };
             match self.actual.get(name) {
                 None => {
@@ -339,11 +557,22 @@ impl<B: IpsetBackend> IpSets<B> {
                     create_lines(&mut script, name, spec);
                     report.updated += 1;
                 }
-                Some(have) if have.members == want.members => continue,
+                Some(have) if have.members == want.members && have.ports == want.ports => continue,
                 Some(have) => {
-                    let adds: Vec<&IpNet> = want.members.difference(&have.members).collect();
-                    let dels: Vec<&IpNet> = have.members.difference(&want.members).collect();
-                    if adds.len() + dels.len() > 64.max(want.members.len() / 2) {
+                    let adds: Vec<String> = want
+                        .members
+                        .difference(&have.members)
+                        .map(|m| member(spec.kind, m))
+                        .chain(want.ports.difference(&have.ports).map(ToString::to_string))
+                        .collect();
+                    let dels: Vec<String> = have
+                        .members
+                        .difference(&want.members)
+                        .map(|m| member(spec.kind, m))
+                        .chain(have.ports.difference(&want.ports).map(ToString::to_string))
+                        .collect();
+                    let size = want.members.len() + want.ports.len();
+                    if adds.len() + dels.len() > 64.max(size / 2) {
                         // Cheaper and atomic for the rules: fill a temporary set, swap it in.
                         let tmp = spec.temp_name();
                         create_lines(&mut script, &tmp, spec);
@@ -351,10 +580,10 @@ impl<B: IpsetBackend> IpSets<B> {
                         let _ = writeln!(script, "destroy {tmp}");
                     } else {
                         for m in dels {
-                            let _ = writeln!(script, "del {name} {}", member(spec.kind, m));
+                            let _ = writeln!(script, "del {name} {m}");
                         }
                         for m in adds {
-                            let _ = writeln!(script, "add {name} {}", member(spec.kind, m));
+                            let _ = writeln!(script, "add {name} {m}");
                         }
                     }
                     report.updated += 1;
@@ -441,7 +670,7 @@ impl<B: IpsetBackend> IpSets<B> {
 fn member(kind: IpSetType, m: &IpNet) -> String {
     match kind {
         IpSetType::HashIp => m.addr().to_string(),
-        IpSetType::HashNet => m.to_string(),
+        IpSetType::HashNet | IpSetType::HashIpPort => m.to_string(),
     }
 }
 
@@ -455,6 +684,9 @@ fn create_lines(script: &mut String, name: &str, spec: &IpSetSpec) {
     let _ = writeln!(script, "flush {name}");
     for m in &spec.members {
         let _ = writeln!(script, "add {name} {}", member(spec.kind, m));
+    }
+    for p in &spec.ports {
+        let _ = writeln!(script, "add {name} {p}");
     }
 }
 

@@ -178,3 +178,104 @@ fn invalid_sets_are_rejected_and_change_nothing() {
     assert!(s.set_desired(vec![pools(&[]), pools(&[])]).is_err());
     assert_eq!(s.apply().batches, 0);
 }
+
+fn port(addr: &str, p: u16) -> IpPort {
+    IpPort {
+        addr: addr.parse().unwrap(),
+        protocol: PortProtocol::Tcp,
+        port: p,
+    }
+}
+
+#[test]
+fn a_named_port_set_holds_address_protocol_port_members_and_converges() {
+    let mut s = IpSets::new(FakeIpset::new());
+    let set = IpSetSpec::ip_port(
+        "n:web",
+        IpFamily::V4,
+        [port("10.65.0.10", 8080), port("10.65.0.11", 80)],
+    );
+    s.set_desired(vec![set]).unwrap();
+    assert!(s.apply().is_ok());
+    let fake = &s.backend_mut().sets["cali40n:web"];
+    assert_eq!(fake.kind, "hash:ip,port");
+    assert!(fake.members.contains("10.65.0.10,tcp:8080"), "{fake:?}");
+    assert_eq!(s.resync().batches, 0, "a re-read parses the members back");
+    s.update_set(IpSetSpec::ip_port(
+        "n:web",
+        IpFamily::V4,
+        [port("10.65.0.10", 8080)],
+    ))
+    .unwrap();
+    let report = s.apply();
+    assert_eq!(report.updated, 1);
+    assert!(
+        s.backend_mut()
+            .restores
+            .last()
+            .unwrap()
+            .contains("del cali40n:web 10.65.0.11,tcp:80")
+    );
+    let mixed = IpSetSpec {
+        members: [net("10.0.0.0/8")].into(),
+        ..IpSetSpec::ip_port("n:x", IpFamily::V4, [])
+    };
+    assert!(s.update_set(mixed).is_err());
+    let wrong_family = IpSetSpec::ip_port("n:y", IpFamily::V6, [port("10.0.0.1", 1)]);
+    assert!(s.update_set(wrong_family).is_err());
+}
+
+#[test]
+fn scoped_reconcilers_share_a_namespace_without_touching_each_others_sets() {
+    let mut kernel = FakeIpset::new();
+    kernel
+        .line("create cali40s:policy hash:net family inet")
+        .unwrap();
+    kernel
+        .line("create cali40stale hash:net family inet")
+        .unwrap();
+    let mut nat = IpSets::with_scope(kernel, IpSetScope::except(&["s:", "n:", "c:"]));
+    nat.set_desired(vec![pools(&["10.65.0.0/16"])]).unwrap();
+    nat.set_in_sync(true);
+    let report = nat.apply();
+    assert_eq!(report.deleted, 1, "only cali40stale: {report:?}");
+    let sets = &nat.backend_mut().sets;
+    assert!(sets.contains_key("cali40s:policy") && !sets.contains_key("cali40stale"));
+    let outside = IpSetSpec::new("s:mine", IpFamily::V4, IpSetType::HashNet, []);
+    assert!(
+        nat.update_set(outside).is_err(),
+        "a set outside the scope is refused"
+    );
+
+    let mut policy = IpSets::with_scope(FakeIpset::new(), IpSetScope::only(&["s:"]));
+    policy
+        .backend_mut()
+        .line("create cali40all-ipam-pools hash:net family inet")
+        .unwrap();
+    policy
+        .backend_mut()
+        .line("create cali40s:old hash:net family inet")
+        .unwrap();
+    policy.set_in_sync(true);
+    let report = policy.apply();
+    assert_eq!(report.deleted, 1);
+    assert!(
+        policy
+            .backend_mut()
+            .sets
+            .contains_key("cali40all-ipam-pools")
+    );
+    policy
+        .update_set(IpSetSpec::new(
+            "s:new",
+            IpFamily::V4,
+            IpSetType::HashNet,
+            [],
+        ))
+        .unwrap();
+    policy.apply();
+    policy.remove_set("cali40s:new");
+    let report = policy.apply();
+    assert_eq!(report.deleted, 1);
+    assert!(!policy.backend_mut().sets.contains_key("cali40s:new"));
+}
