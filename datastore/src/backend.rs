@@ -69,9 +69,73 @@ pub enum CasOutcome {
     Current(Option<KeyValue>),
 }
 
+/// The most operations one [`Backend::transaction`] may hold: etcd's default `--max-txn-ops`.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// One operation of a [`Backend::transaction`]. Every operation compares the key's
+/// `mod_revision` with `expected`; only when every comparison holds are the writes applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    /// Writes `value` if the key's mod_revision is `expected` (`0`: the key must be absent).
+    Put {
+        /// The key.
+        key: String,
+        /// The new value: JSON text.
+        value: String,
+        /// The key's current mod_revision, or 0 for "absent".
+        expected: Revision,
+    },
+    /// Deletes the key if its mod_revision is `expected` (> 0: the key must exist).
+    Delete {
+        /// The key.
+        key: String,
+        /// The key's current mod_revision.
+        expected: Revision,
+    },
+    /// Writes nothing: the transaction only requires the key's mod_revision to be `expected`
+    /// (`0`: absent), so a write elsewhere can depend on a key it does not change.
+    Check {
+        /// The key.
+        key: String,
+        /// The key's current mod_revision, or 0 for "absent".
+        expected: Revision,
+    },
+}
+
+impl TxnOp {
+    /// The operation's key.
+    pub fn key(&self) -> &str {
+        match self {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key, .. } | TxnOp::Check { key, .. } => key,
+        }
+    }
+
+    /// The mod_revision the operation requires (0: absent).
+    pub fn expected(&self) -> Revision {
+        match self {
+            TxnOp::Put { expected, .. }
+            | TxnOp::Delete { expected, .. }
+            | TxnOp::Check { expected, .. } => *expected,
+        }
+    }
+}
+
+/// The outcome of [`Backend::transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// Every comparison held; every write happened at this one revision (for a transaction
+    /// that only checks, the store's revision at the time).
+    Committed(Revision),
+    /// At least one comparison failed and nothing was written. The current state of each
+    /// operation's key, in the order of the operations (`None`: absent), read in the same
+    /// step, ready for the next attempt.
+    Current(Vec<Option<KeyValue>>),
+}
+
 /// The receiving end of a watch.
 ///
-/// Items come in revision order, each change exactly once. Transient failures (an etcd
+/// Items come in revision order, each change exactly once. The changes of one transaction
+/// share its revision and come one after another, in the order of its operations. Transient failures (an etcd
 /// restart, a busy sqlite file) are retried inside the backend with backoff and never show
 /// up here; an `Err` item means the watch cannot go on, and the channel closes after it.
 /// Dropping the receiver stops the watch.
@@ -131,6 +195,12 @@ pub enum BackendError {
         key: String,
         /// The revision as given.
         revision: Revision,
+    },
+    /// A transaction breaks a rule (too many operations, a key twice); nothing was written.
+    #[error("invalid transaction: {rule}")]
+    InvalidTransaction {
+        /// The rule it broke, with the numbers or key involved.
+        rule: String,
     },
     /// The datastore cannot be reached or is busy right now; retrying later may succeed.
     #[error("datastore {datastore} is unavailable")]
@@ -275,6 +345,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str, expected: Option<Revision>)
     -> Result<Revision, BackendError>;
 
+    /// Applies `ops` atomically: when every key's mod_revision is the one its operation
+    /// expects, all puts and deletes happen at one new revision; otherwise nothing is written
+    /// and the current state of every key is returned, read in the same step (one round trip
+    /// on etcd: a `Txn` with the comparisons, the writes in its `then` branch and reads of
+    /// every key in its `else` branch). A watch sees each written key's change, all at that
+    /// revision, in the order of `ops`. At most [`MAX_TXN_OPS`] operations, each key at most
+    /// once (`InvalidTransaction` otherwise); keys, values and revisions are checked as for
+    /// single writes, all before anything is written.
+    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError>;
+
     /// Follows every change under `prefix` with a revision greater than `from`: past ones
     /// first (history replay), then live ones. When the history after `from` is gone
     /// (compacted), the first item is a `Resync`. See [`WatchStream`].
@@ -329,6 +409,49 @@ pub(crate) fn check_swap_expected(key: &str, expected: Revision) -> Result<(), B
     }
 }
 
+/// Checks a transaction before anything is written: the number of operations, each key once,
+/// every key, value and expected revision.
+pub(crate) fn check_txn(ops: &[TxnOp]) -> Result<(), BackendError> {
+    if ops.len() > MAX_TXN_OPS {
+        return Err(BackendError::InvalidTransaction {
+            rule: format!(
+                "it has {} operations; at most {MAX_TXN_OPS} are allowed (etcd's default --max-txn-ops)",
+                ops.len()
+            ),
+        });
+    }
+    let mut seen = std::collections::HashMap::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        if let Some(first) = seen.insert(op.key(), i) {
+            return Err(BackendError::InvalidTransaction {
+                rule: format!(
+                    "key {} appears in operations {first} and {i}; each key may appear once",
+                    op.key()
+                ),
+            });
+        }
+        match op {
+            TxnOp::Put {
+                key,
+                value,
+                expected,
+            } => {
+                check_write(key, value)?;
+                check_swap_expected(key, *expected)?;
+            }
+            TxnOp::Delete { key, expected } => {
+                check_key(key)?;
+                check_expected(key, *expected)?;
+            }
+            TxnOp::Check { key, expected } => {
+                check_key(key)?;
+                check_swap_expected(key, *expected)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that an expected revision could be a stored one.
 pub(crate) fn check_expected(key: &str, expected: Revision) -> Result<(), BackendError> {
     if expected > 0 {
@@ -370,6 +493,56 @@ mod tests {
             err.to_string(),
             "revision conflict on key /k: expected mod_revision 3, found 7"
         );
+    }
+
+    #[test]
+    fn a_transaction_over_the_operation_limit_is_rejected_naming_both_numbers() {
+        let ops: Vec<TxnOp> = (0..=MAX_TXN_OPS)
+            .map(|i| TxnOp::Check {
+                key: format!("/k{i}"),
+                expected: 0,
+            })
+            .collect();
+        let err = check_txn(&ops).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("it has 129 operations; at most 128"),
+            "{err}"
+        );
+        check_txn(&ops[..MAX_TXN_OPS]).unwrap();
+    }
+
+    #[test]
+    fn a_key_twice_in_one_transaction_is_rejected_naming_the_key() {
+        let ops = [
+            TxnOp::Put {
+                key: "/a".into(),
+                value: "1".into(),
+                expected: 0,
+            },
+            TxnOp::Delete {
+                key: "/a".into(),
+                expected: 3,
+            },
+        ];
+        let err = check_txn(&ops).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("key /a appears in operations 0 and 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_delete_in_a_transaction_needs_a_stored_revision() {
+        let ops = [TxnOp::Delete {
+            key: "/a".into(),
+            expected: 0,
+        }];
+        assert!(matches!(
+            check_txn(&ops),
+            Err(BackendError::InvalidRevision { .. })
+        ));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! Values are JSON text stored under Calico's etcd key layout ([`keys`]). The backends know
 //! nothing about resource types; [`client::Client`] adds Calico's v3 resources on top, and
 //! [`ipam_model`] says what the IPAM keys hold. Every backend has etcd semantics: one store-wide revision,
-//! compare-and-swap on a key's `mod_revision`, and watches that replay history from a revision
-//! and fall back to a full `Resync` when that history is gone.
+//! compare-and-swap on a key's `mod_revision`, atomic multi-key transactions
+//! ([`Backend::transaction`]: all writes at one revision, or none), and watches that replay
+//! history from a revision and fall back to a full `Resync` when that history is gone.
 
 mod backend;
 mod changelog;
@@ -19,8 +20,8 @@ mod sqlite;
 pub mod syncer;
 
 pub use backend::{
-    Backend, BackendError, BoxError, CasOutcome, KeyValue, Listing, Revision, WatchEvent,
-    WatchStream,
+    Backend, BackendError, BoxError, CasOutcome, KeyValue, Listing, MAX_TXN_OPS, Revision, TxnOp,
+    TxnOutcome, WatchEvent, WatchStream,
 };
 pub use client::{Client, ClientError, Write};
 pub use config::{ConfigError, DatastoreConfig, DatastoreKind};

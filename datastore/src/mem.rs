@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::backend::{
-    Backend, BackendError, CasOutcome, KeyValue, Listing, Revision, WatchEvent, WatchStream,
-    check_expected, check_key, check_swap_expected, check_write,
+    Backend, BackendError, CasOutcome, KeyValue, Listing, Revision, TxnOp, TxnOutcome, WatchEvent,
+    WatchStream, check_expected, check_key, check_swap_expected, check_txn, check_write,
 };
 use crate::changelog::{ChangeLog, LOG_PAGE, LogRead, spawn_watch};
 
@@ -123,7 +123,8 @@ impl MemBackend {
 
 impl MemInner {
     fn state(&self) -> MutexGuard<'_, MemState> {
-        // A panic while holding the lock leaves consistent data (writes are single inserts).
+        // A panic while holding the lock leaves consistent data (a write, also a transaction's,
+        // is checked in full before its first insert, and inserts do not panic).
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -239,6 +240,45 @@ impl Backend for MemBackend {
             s.revision += 1;
             Ok(s.record(key, None))
         })
+    }
+
+    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
+        check_txn(ops)?;
+        let writes = ops.iter().any(|op| !matches!(op, TxnOp::Check { .. }));
+        let mut s = self.state();
+        let holds = ops
+            .iter()
+            .all(|op| s.kv.get(op.key()).map_or(0, |kv| kv.mod_revision) == op.expected());
+        if !holds {
+            let current = ops.iter().map(|op| s.kv.get(op.key()).cloned()).collect();
+            return Ok(TxnOutcome::Current(current));
+        }
+        if !writes {
+            return Ok(TxnOutcome::Committed(s.revision));
+        }
+        s.revision += 1;
+        let revision = s.revision;
+        for op in ops {
+            match op {
+                TxnOp::Put { key, value, .. } => {
+                    let create_revision = s.kv.get(key).map_or(revision, |kv| kv.create_revision);
+                    let kv = KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        create_revision,
+                        mod_revision: revision,
+                    };
+                    s.record(key, Some(kv));
+                }
+                TxnOp::Delete { key, .. } => {
+                    s.record(key, None);
+                }
+                TxnOp::Check { .. } => {}
+            }
+        }
+        drop(s);
+        self.inner.ticks.send_modify(|t| *t += 1);
+        Ok(TxnOutcome::Committed(revision))
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {

@@ -1,5 +1,6 @@
 //! sqlite specifics: opening bad paths and bad files gives clear errors and changes nothing;
-//! data survives a reopen; the change-log retention policy turns an old watch into a resync.
+//! data survives a reopen; the change-log retention policy turns an old watch into a resync; a
+//! schema version 1 file is upgraded in place.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -139,4 +140,72 @@ async fn the_change_log_keeps_the_configured_history_and_older_watches_resync() 
         }
         other => panic!("expected a resync, got {other:?}"),
     }
+}
+
+/// The schema version 1 layout (one change-log row per revision), as older builds wrote it.
+const SCHEMA_V1: &str = "
+PRAGMA application_id = 1178747987;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE kv (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL,
+    create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE changes (
+    revision INTEGER PRIMARY KEY, key TEXT NOT NULL, value TEXT,
+    create_revision INTEGER NOT NULL
+);
+INSERT INTO meta (name, value) VALUES ('schema_version', 1), ('revision', 3), ('compacted', 1);
+INSERT INTO kv VALUES ('/k/a', '2', 2, 3);
+INSERT INTO changes VALUES (2, '/k/a', '1', 2), (3, '/k/a', '2', 2);
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_is_upgraded_keeping_its_data_and_history() {
+    use fabric_datastore::{TxnOp, TxnOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calico.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(SCHEMA_V1).unwrap();
+    drop(conn);
+
+    let b = SqliteBackend::open(&path).unwrap();
+    assert_eq!(b.revision().await.unwrap(), 3);
+    let mut w = b.watch("/k/", 1).await.unwrap();
+    assert_eq!(
+        common::next_events(&mut w, 2).await,
+        vec![
+            common::put("/k/a", "1", 2, 2),
+            common::put("/k/a", "2", 2, 3)
+        ]
+    );
+    let ops = [
+        TxnOp::Put {
+            key: "/k/a".into(),
+            value: "3".into(),
+            expected: 3,
+        },
+        TxnOp::Put {
+            key: "/k/b".into(),
+            value: "1".into(),
+            expected: 0,
+        },
+    ];
+    assert_eq!(b.transaction(&ops).await.unwrap(), TxnOutcome::Committed(4));
+    assert_eq!(
+        common::next_events(&mut w, 2).await,
+        vec![
+            common::put("/k/a", "3", 2, 4),
+            common::put("/k/b", "1", 4, 4)
+        ]
+    );
+    drop(b);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 2);
 }

@@ -72,7 +72,7 @@ impl Ipam {
         let (step, stored) = store::modify::<AllocationBlock, BlockStep, _>(
             self.backend.as_ref(),
             &ipam_block_key(&cidr),
-            Start::Guess(block),
+            Start::Guess(block.map(std::sync::Arc::unwrap_or_clone)),
             |cur| {
                 let Some(b) = live(cur) else {
                     return Ok(Decision::Keep(BlockStep::Done));

@@ -1,13 +1,13 @@
 //! Assignment: `auto_assign` (the node's confirmed blocks first, then new claims up to the
 //! block limit, then borrowing from other blocks unless strictAffinity) and `assign_ip` (one
-//! given address). Handles are raised before a block is written and lowered again for what
-//! the block write did not hand out; a failed request gives back whatever it had taken.
+//! given address). Each block write carries the handle's new count in the same transaction;
+//! a failed request gives back whatever it had taken.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use fabric_api::Node;
-use fabric_datastore::ipam_model::{AllocationAttribute, AllocationBlock};
+use fabric_datastore::ipam_model::{AllocationAttribute, IpamHandle};
 use fabric_datastore::keys::ipam_block_key;
 use ipnet::IpNet;
 
@@ -18,7 +18,8 @@ use crate::error::{Exhaustion, IpamError};
 use crate::handles::check_handle;
 use crate::pools::{self, Env, Family, PoolChoice, PoolRequest};
 use crate::search::BlockWalk;
-use crate::store::{self, Decision, RETRIES, Start, live};
+use crate::store::{RETRIES, Stored};
+use crate::txn::{BlockChange, HandleChange, Known, Plan};
 use crate::types::{AllocationInfo, AssignedIps, AutoAssignArgs, ReleaseRequest};
 
 /// Checks a node name: non-empty and usable as a key segment.
@@ -54,6 +55,14 @@ fn taken_of(got: &[(Allocated, IpNet)]) -> Vec<(IpAddr, u64)> {
 /// Most addresses one request may ask for per family.
 const MAX_PER_REQUEST: usize = 1 << 16;
 
+/// One family's progress within a request: what it has taken, and the request's handle as
+/// last written (so a second block write of the request needs no read of it).
+#[derive(Debug)]
+struct Taking {
+    got: Vec<(Allocated, IpNet)>,
+    handle: Known<Stored<IpamHandle>>,
+}
+
 impl Ipam {
     /// Assigns `num_v4` IPv4 and `num_v6` IPv6 addresses to `args.handle` on `args.node`.
     ///
@@ -85,6 +94,8 @@ impl Ipam {
         let env = self.env().await?;
         let attr = attribute(&args.handle, &args.node, &args.attrs);
         let mut out = AssignedIps::default();
+        // A new handle is the common case (one per pod sandbox): guess it absent.
+        let mut handle = Known::Guess(None);
         let families = [
             (Family::V4, args.num_v4, &args.pools_v4),
             (Family::V6, args.num_v6, &args.pools_v6),
@@ -94,7 +105,7 @@ impl Ipam {
                 continue;
             }
             match self
-                .assign_family(&args, family, num, requested, &env, &attr)
+                .assign_family(&args, family, num, requested, &env, &attr, &mut handle)
                 .await
             {
                 Ok(got) => {
@@ -151,6 +162,7 @@ impl Ipam {
         pools::select_pools(&env.pools, &req, labels.as_ref())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn assign_family(
         &self,
         args: &AutoAssignArgs,
@@ -159,16 +171,22 @@ impl Ipam {
         requested: &[String],
         env: &Env,
         attr: &AllocationAttribute,
+        handle: &mut Known<Stored<IpamHandle>>,
     ) -> Result<Vec<(Allocated, IpNet)>, IpamError> {
         let pools = self.pools_for(args, family, requested, env).await?;
-        let mut got = Vec::new();
-        match self
-            .fill(args, family, num, &pools, env, attr, &mut got)
-            .await
-        {
-            Ok(()) => Ok(got),
+        let mut taking = Taking {
+            got: Vec::new(),
+            handle: std::mem::replace(handle, Known::Read),
+        };
+        let filled = self
+            .fill(args, family, num, &pools, env, attr, &mut taking)
+            .await;
+        *handle = taking.handle;
+        match filled {
+            Ok(()) => Ok(taking.got),
             Err(e) => {
-                self.give_back(&args.handle, &taken_of(&got)).await;
+                self.give_back(&args.handle, &taken_of(&taking.got)).await;
+                *handle = Known::Read;
                 Err(e)
             }
         }
@@ -183,7 +201,7 @@ impl Ipam {
         pools: &[PoolChoice],
         env: &Env,
         attr: &AllocationAttribute,
-        got: &mut Vec<(Allocated, IpNet)>,
+        taking: &mut Taking,
     ) -> Result<(), IpamError> {
         let node = args.node.as_str();
         let config = env.config;
@@ -195,7 +213,7 @@ impl Ipam {
         let mut blocked = Exhaustion::PoolsFull;
         let mut rounds = 0usize;
         loop {
-            while got.len() < num {
+            while taking.got.len() < num {
                 rounds += 1;
                 if rounds > 4 * RETRIES {
                     return Err(IpamError::TooManyConflicts {
@@ -204,7 +222,8 @@ impl Ipam {
                     });
                 }
                 if let Some(cidr) = self.affine_candidate(node, family, pools, reserved) {
-                    self.allocate_in(cidr, Some(node), attr, num - got.len(), reserved, got)
+                    let want = num - taking.got.len();
+                    self.allocate_in(cidr, Some(node), attr, want, reserved, taking)
                         .await?;
                     continue;
                 }
@@ -245,11 +264,11 @@ impl Ipam {
                     }
                 }
             }
-            if got.len() < num && !config.strict_affinity {
-                self.borrow(node, family, num, pools, attr, reserved, got)
+            if taking.got.len() < num && !config.strict_affinity {
+                self.borrow(node, family, num, pools, attr, reserved, taking)
                     .await?;
             }
-            if got.len() >= num || fresh {
+            if taking.got.len() >= num || fresh {
                 break;
             }
             // Before giving up, look again with a fresh read: the trusted listing may have
@@ -257,10 +276,11 @@ impl Ipam {
             fresh = true;
             owned = Some(self.recover_owned(node, family).await?);
         }
-        if got.len() < num {
-            let found = got.len();
-            let taken = taken_of(&std::mem::take(got));
+        if taking.got.len() < num {
+            let found = taking.got.len();
+            let taken = taken_of(&std::mem::take(&mut taking.got));
             self.give_back(&args.handle, &taken).await;
+            taking.handle = Known::Read;
             return Err(IpamError::Exhausted {
                 version: family.version(),
                 node: node.to_string(),
@@ -302,7 +322,7 @@ impl Ipam {
         pools: &[PoolChoice],
         attr: &AllocationAttribute,
         reserved: &Reservations,
-        got: &mut Vec<(Allocated, IpNet)>,
+        taking: &mut Taking,
     ) -> Result<(), IpamError> {
         // Blocks the cache says have room first (usually the block borrowed from last time):
         // one compare-and-swap each instead of listing every block.
@@ -317,14 +337,15 @@ impl Ipam {
                 .collect();
             cached.sort();
             for (_, cidr) in cached {
-                if got.len() >= num {
+                if taking.got.len() >= num {
                     return Ok(());
                 }
-                self.allocate_in(cidr, None, attr, num - got.len(), reserved, got)
+                let want = num - taking.got.len();
+                self.allocate_in(cidr, None, attr, want, reserved, taking)
                     .await?;
             }
         }
-        if got.len() >= num {
+        if taking.got.len() >= num {
             return Ok(());
         }
         let all = self.list_blocks(family).await?;
@@ -341,24 +362,25 @@ impl Ipam {
                 .collect();
             candidates.sort();
             for (_, cidr) in candidates {
-                if got.len() >= num {
+                if taking.got.len() >= num {
                     return Ok(());
                 }
                 self.cache_block(cidr, all.get(&cidr).cloned());
-                let before = got.len();
-                self.allocate_in(cidr, None, attr, num - got.len(), reserved, got)
+                let before = taking.got.len();
+                let want = num - before;
+                self.allocate_in(cidr, None, attr, want, reserved, taking)
                     .await?;
-                if got.len() > before {
-                    tracing::debug!(node, block = %cidr, n = got.len() - before, "borrowed addresses");
+                if taking.got.len() > before {
+                    tracing::debug!(node, block = %cidr, n = taking.got.len() - before, "borrowed addresses");
                 }
             }
         }
         Ok(())
     }
 
-    /// Allocates up to `want` addresses in one block: the handle is raised first by what the
-    /// block seems to have, the block written by compare-and-swap (only while it is still
-    /// affine to `owner`, when given), and the handle lowered by whatever was not handed out.
+    /// Allocates up to `want` addresses in one block (only while it is still affine to `owner`,
+    /// when given): the block and the handle's count for it in one transaction, starting from
+    /// the cached block (read when there is none, or it has no room).
     async fn allocate_in(
         &self,
         cidr: IpNet,
@@ -366,60 +388,38 @@ impl Ipam {
         attr: &AllocationAttribute,
         want: usize,
         reserved: &Reservations,
-        got: &mut Vec<(Allocated, IpNet)>,
+        taking: &mut Taking,
     ) -> Result<(), IpamError> {
         let handle = attr.handle_id.clone().unwrap_or_default();
-        let mut guess = self.cached_block(&cidr);
-        let mut planned = guess
-            .as_ref()
-            .map_or(0, |b| blocks::free_count(&b.value, reserved).min(want));
-        if planned == 0 {
-            guess = self.read_block(&cidr).await?;
-            planned = guess
-                .as_ref()
-                .filter(|b| owner.is_none_or(|o| b.value.host() == Some(o)))
-                .map_or(0, |b| blocks::free_count(&b.value, reserved).min(want));
-            if planned == 0 {
-                return Ok(());
-            }
-        }
-        self.handle_add(&handle, &cidr, planned).await?;
-        let written = store::modify::<AllocationBlock, Vec<Allocated>, _>(
-            self.backend.as_ref(),
-            &ipam_block_key(&cidr),
-            Start::Guess(guess),
-            |cur| {
-                let Some(b) = live(cur) else {
-                    return Ok(Decision::Keep(Vec::new()));
+        let block = match self.cached_block(&cidr) {
+            Some(b) if blocks::free_count(&b.value, reserved) > 0 => Known::Guess(Some(b)),
+            _ => Known::Read,
+        };
+        let known = std::mem::replace(&mut taking.handle, Known::Read);
+        let written = self
+            .write_block(cidr, block, vec![(handle.clone(), known)], |cur| {
+                let Some(b) = cur else {
+                    return Ok(Plan::keep(Vec::new()));
                 };
                 if owner.is_some_and(|o| b.host() != Some(o)) {
-                    return Ok(Decision::Keep(Vec::new()));
+                    return Ok(Plan::keep(Vec::new()));
                 }
-                Ok(match blocks::allocate(b, planned, attr.clone(), reserved) {
-                    Some((next, allocated)) => Decision::Put(next, allocated),
-                    None => Decision::Keep(Vec::new()),
+                Ok(match blocks::allocate(b, want, attr.clone(), reserved) {
+                    Some((next, allocated)) => Plan {
+                        block: BlockChange::Put(next),
+                        handles: vec![(handle.clone(), HandleChange::Add(allocated.len()))],
+                        result: allocated,
+                    },
+                    None => Plan::keep(Vec::new()),
                 })
-            },
-        )
-        .await;
-        let (allocated, stored) = match written {
-            Ok(w) => w,
-            Err(e) => {
-                if let Err(undo) = self
-                    .handle_remove(&handle, &cidr, planned, false, None)
-                    .await
-                {
-                    tracing::warn!(handle, block = %cidr, error = %undo, "could not lower the handle after a failed block write");
-                }
-                return Err(e);
-            }
-        };
-        self.cache_block(cidr, stored.filter(|s| !s.value.deleted));
-        if allocated.len() < planned {
-            self.handle_remove(&handle, &cidr, planned - allocated.len(), false, None)
-                .await?;
+            })
+            .await?;
+        if let Some(after) = written.handle(&handle) {
+            taking.handle = Known::Fresh(after);
         }
-        got.extend(allocated.into_iter().map(|a| (a, cidr)));
+        taking
+            .got
+            .extend(written.result.into_iter().map(|a| (a, cidr)));
         Ok(())
     }
 
@@ -458,62 +458,68 @@ impl Ipam {
         let env = self.env().await?;
         let pool = pools::pool_for_ip(&env.pools, ip).ok_or(IpamError::NotInPool { ip })?;
         let cidr = pools::block_of(ip, pool.block_prefix);
-        let mut block = self.read_block(&cidr).await?;
-        if block.is_none() {
-            if let Claim::Taken { owner } = self.claim_block(node, cidr).await? {
-                tracing::debug!(block = %cidr, ?owner, "block of a requested address was claimed by another node first");
-            }
-            block = self.read_block(&cidr).await?;
-        }
-        let Some(current) = block else {
-            return Err(IpamError::TooManyConflicts {
-                key: ipam_block_key(&cidr),
-                attempts: 2,
-            });
-        };
-        if env.config.strict_affinity
-            && let Some(owner) = current.value.host()
-            && owner != node
-        {
-            return Err(IpamError::StrictAffinity {
+        let attr = attribute(handle, node, attrs);
+        // The block may vanish between the claim and the write (its node released the
+        // affinity of the still-empty block): claim it again, a bounded number of times.
+        for _ in 0..RETRIES {
+            let block = match self.read_block(&cidr).await? {
+                Some(b) => b,
+                None => {
+                    if let Claim::Taken { owner } = self.claim_block(node, cidr).await? {
+                        tracing::debug!(block = %cidr, ?owner, "block of a requested address was claimed by another node first");
+                    }
+                    match self.read_block(&cidr).await? {
+                        Some(b) => b,
+                        None => continue,
+                    }
+                }
+            };
+            let strict = env.config.strict_affinity;
+            let written = self
+                .write_block(
+                    cidr,
+                    Known::Fresh(Some(block)),
+                    vec![(handle.to_string(), Known::Guess(None))],
+                    |cur| {
+                        let Some(b) = cur else {
+                            return Ok(Plan::keep(None));
+                        };
+                        if strict
+                            && let Some(owner) = b.host()
+                            && owner != node
+                        {
+                            return Err(IpamError::StrictAffinity {
+                                ip,
+                                block: cidr,
+                                owner: owner.to_string(),
+                                node: node.to_string(),
+                            });
+                        }
+                        let (next, allocated) = blocks::assign(b, ip, attr.clone())?;
+                        let owner = b.host().map(str::to_string);
+                        Ok(Plan {
+                            block: BlockChange::Put(next),
+                            handles: vec![(handle.to_string(), HandleChange::Add(1))],
+                            result: Some((allocated, owner)),
+                        })
+                    },
+                )
+                .await?;
+            let Some((allocated, owner)) = written.result else {
+                continue;
+            };
+            return Ok(AllocationInfo {
                 ip,
                 block: cidr,
-                owner: owner.to_string(),
-                node: node.to_string(),
+                block_owner: owner,
+                handle: Some(handle.to_string()),
+                attrs: attr.active_owner_attrs,
+                sequence: allocated.sequence,
             });
         }
-        let attr = attribute(handle, node, attrs);
-        self.handle_add(handle, &cidr, 1).await?;
-        let written = store::modify::<AllocationBlock, (Allocated, Option<String>), _>(
-            self.backend.as_ref(),
-            &ipam_block_key(&cidr),
-            Start::Guess(Some(current)),
-            |cur| {
-                let Some(b) = live(cur) else {
-                    return Err(IpamError::NotInPool { ip });
-                };
-                let (next, allocated) = blocks::assign(b, ip, attr.clone())?;
-                let owner = b.host().map(str::to_string);
-                Ok(Decision::Put(next, (allocated, owner)))
-            },
-        )
-        .await;
-        match written {
-            Ok(((allocated, owner), stored)) => {
-                self.cache_block(cidr, stored);
-                Ok(AllocationInfo {
-                    ip,
-                    block: cidr,
-                    block_owner: owner,
-                    handle: Some(handle.to_string()),
-                    attrs: attr.active_owner_attrs,
-                    sequence: allocated.sequence,
-                })
-            }
-            Err(e) => {
-                self.handle_remove(handle, &cidr, 1, false, None).await?;
-                Err(e)
-            }
-        }
+        Err(IpamError::TooManyConflicts {
+            key: ipam_block_key(&cidr),
+            attempts: RETRIES,
+        })
     }
 }

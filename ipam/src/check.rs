@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use fabric_api::validate::cidr::Cidr;
-use fabric_api::{IPPool, Node, WorkloadEndpoint};
+use fabric_api::{IPPool, Node, Resource, WorkloadEndpoint};
 use fabric_datastore::ipam_model::{AffinityState, AllocationBlock, BlockAffinity, IpamHandle};
 use fabric_datastore::keys::{
     IPAM_BLOCK_PREFIX, IPAM_HANDLE_PREFIX, IPAM_HOST_PREFIX, parse_ipam_affinity_key,
@@ -807,6 +807,32 @@ impl Ipam {
         input.endpoints = self.client.list::<WorkloadEndpoint>(None).await?;
         input.nodes = self.client.list::<Node>(None).await?;
         Ok(analyze(&input))
+    }
+}
+
+impl Ipam {
+    /// The newest change, after `revision`, to what [`Ipam::check`] reads (IPAM keys, IP
+    /// pools, WorkloadEndpoints, Nodes): its key and mod_revision; `None` when nothing
+    /// changed, so a report made at `revision` still describes the datastore. (A deletion
+    /// leaves no revision behind; deleting a user only makes more addresses leak, and a
+    /// report never frees an address it did not list.)
+    pub async fn changed_since(&self, revision: i64) -> Result<Option<(String, i64)>, IpamError> {
+        let backend = self.backend.as_ref();
+        let mut prefixes = vec![fabric_datastore::keys::IPAM_PREFIX.to_string()];
+        for kind in [IPPool::KIND, WorkloadEndpoint::KIND, Node::KIND] {
+            prefixes.push(fabric_datastore::client::kind_prefix(kind, None));
+        }
+        let mut newest: Option<(String, i64)> = None;
+        for prefix in prefixes {
+            for kv in store::list(backend, &prefix).await? {
+                if kv.mod_revision > revision
+                    && newest.as_ref().is_none_or(|(_, r)| kv.mod_revision > *r)
+                {
+                    newest = Some((kv.key, kv.mod_revision));
+                }
+            }
+        }
+        Ok(newest)
     }
 }
 

@@ -9,6 +9,7 @@
 //! the claim path and is never set in production.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fabric_datastore::ipam_model::{AffinityState, AllocationBlock, BlockAffinity};
@@ -23,7 +24,7 @@ use crate::clock::{format_rfc3339, parse_rfc3339, unix_nanos};
 use crate::error::IpamError;
 use crate::pools::{Family, PoolChoice};
 use crate::search::BlockWalk;
-use crate::store::{self, Decision, Start, Stored, live};
+use crate::store::{self, Decision, SharedBlock, Start, Stored, live};
 use crate::{Ipam, IpamConfig};
 
 /// The environment variable of the test-only hold points (see the module docs).
@@ -78,15 +79,12 @@ fn affinity(state: AffinityState) -> BlockAffinity {
 }
 
 impl Ipam {
-    /// Reads a block fresh and remembers it.
-    pub(crate) async fn read_block(
-        &self,
-        cidr: &IpNet,
-    ) -> Result<Option<Stored<AllocationBlock>>, IpamError> {
+    /// Reads a block fresh and remembers it (a soft-deleted block counts as absent).
+    pub(crate) async fn read_block(&self, cidr: &IpNet) -> Result<Option<SharedBlock>, IpamError> {
         let stored =
             store::get::<AllocationBlock>(self.backend.as_ref(), &ipam_block_key(cidr)).await?;
-        let stored = stored.filter(|s| !s.value.deleted);
-        self.cache_block(*cidr, stored.clone());
+        let stored = stored.filter(|s| !s.value.deleted).map(Arc::new);
+        self.cache_shared(*cidr, stored.clone());
         Ok(stored)
     }
 
@@ -123,7 +121,7 @@ impl Ipam {
         let (claim, stored) = store::modify::<AllocationBlock, Claim, _>(
             self.backend.as_ref(),
             &ipam_block_key(&cidr),
-            Start::Guess(self.cached_block(&cidr)),
+            Start::Guess(self.cached_block(&cidr).map(Arc::unwrap_or_clone)),
             |cur| match live(cur) {
                 None => Ok(Decision::Put(fresh.clone(), Claim::Claimed)),
                 Some(b) if b.host() == Some(node) => Ok(Decision::Keep(Claim::Claimed)),

@@ -1,6 +1,7 @@
-//! Handles: Calico's handle-ID conventions, and the handle objects kept in step with the
-//! blocks (per-block address counts raised before a block write and lowered after a release,
-//! each by compare-and-swap), so release by handle reads one key instead of every block.
+//! Handles: Calico's handle-ID conventions, and reading the handle objects. A handle counts
+//! its addresses per block, so release by handle reads one key instead of every block; the
+//! counts change only in the same transaction as the block ([`crate::txn`]), so they always
+//! agree with the blocks.
 
 use std::net::IpAddr;
 
@@ -11,7 +12,7 @@ use ipnet::IpNet;
 use crate::Ipam;
 
 use crate::error::IpamError;
-use crate::store::{self, Decision, Start, Stored, live};
+use crate::store::{self, Stored, live};
 
 /// The prefix of pod handles: `k8s-pod-network.<containerID>`.
 pub const POD_HANDLE_PREFIX: &str = "k8s-pod-network.";
@@ -130,83 +131,7 @@ pub fn check_handle(handle: &str) -> Result<(), IpamError> {
     Err(IpamError::invalid("handle", handle, rule))
 }
 
-fn block_label(block: &IpNet) -> String {
-    block.to_string()
-}
-
 impl Ipam {
-    /// Adds `n` addresses in `block` to the handle, creating it if needed (a new handle costs
-    /// one compare-and-swap: it is first tried as absent).
-    pub(crate) async fn handle_add(
-        &self,
-        handle: &str,
-        block: &IpNet,
-        n: usize,
-    ) -> Result<(), IpamError> {
-        if n == 0 {
-            return Ok(());
-        }
-        let key = ipam_handle_key(handle);
-        let label = block_label(block);
-        store::modify::<IpamHandle, (), _>(
-            self.backend.as_ref(),
-            &key,
-            Start::Guess(None),
-            |cur| {
-                let mut h = live(cur).cloned().unwrap_or_else(|| IpamHandle {
-                    handle_id: handle.to_string(),
-                    ..IpamHandle::default()
-                });
-                h.deleted = false;
-                *h.block.entry(label.clone()).or_insert(0) += n;
-                Ok(Decision::Put(h, ()))
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Takes `n` addresses in `block` off the handle; deletes the handle when it holds none.
-    /// `forget_block` drops the block's entry whatever its count (the block holds none of the
-    /// handle's addresses any more). `guess` is the handle as last seen (`None`: read it).
-    /// Returns what the handle key holds afterwards.
-    pub(crate) async fn handle_remove(
-        &self,
-        handle: &str,
-        block: &IpNet,
-        n: usize,
-        forget_block: bool,
-        guess: Option<Option<Stored<IpamHandle>>>,
-    ) -> Result<Option<Stored<IpamHandle>>, IpamError> {
-        let key = ipam_handle_key(handle);
-        let label = block_label(block);
-        let start = match guess {
-            Some(g) => Start::Guess(g),
-            None => Start::Read,
-        };
-        let (_, after) =
-            store::modify::<IpamHandle, (), _>(self.backend.as_ref(), &key, start, |cur| {
-                let Some(h) = live(cur) else {
-                    return Ok(Decision::Keep(()));
-                };
-                let mut h = h.clone();
-                let Some(count) = h.block.get_mut(&label) else {
-                    return Ok(Decision::Keep(()));
-                };
-                *count = count.saturating_sub(n);
-                if *count == 0 || forget_block {
-                    h.block.remove(&label);
-                }
-                if h.block.is_empty() {
-                    Ok(Decision::Delete(()))
-                } else {
-                    Ok(Decision::Put(h, ()))
-                }
-            })
-            .await?;
-        Ok(after)
-    }
-
     /// The stored handle object, if it exists.
     pub(crate) async fn read_handle(
         &self,

@@ -13,7 +13,9 @@
 //!   refused ([`IpamError::StaleSequence`]), so a garbage collector cannot free an address
 //!   that was handed out again.
 //! * **Handles** (`k8s-pod-network.<containerID>`, `vxlan-tunnel-addr-<node>`, ...; see
-//!   [`handles`]) count their addresses per block, so release by handle reads one key.
+//!   [`handles`]) count their addresses per block, so release by handle reads one key. A
+//!   handle changes only in the same datastore transaction as the block whose addresses it
+//!   counts (`Backend::transaction`), so handles and blocks always agree, even after a crash.
 //! * **Every write is a compare-and-swap** on the key's revision, retried at most 100 times
 //!   after re-reading (the conflict answer carries the current value: one round trip).
 //!   Nothing is changed in memory before it is stored: each step works on a copy, and only a
@@ -26,8 +28,8 @@
 //! # Cost of an allocation
 //!
 //! In the steady state (the node's block has room and is in this process's cache): one range
-//! read of the inputs (none with [`Ipam::watch_inputs`]), one compare-and-swap creating the
-//! handle, one compare-and-swap of the block. Every 64th allocation (a /26 block) also claims
+//! read of the inputs (none with [`Ipam::watch_inputs`]) and one transaction: the block by
+//! compare-and-swap and the handle created (or raised) with it. Every 64th allocation (a /26 block) also claims
 //! a block: three more writes and usually one read. A process that has not seen the node's
 //! blocks yet (a new CNI process) first lists the node's affinities and reads its blocks.
 //!
@@ -71,6 +73,7 @@ mod pools;
 mod release;
 pub mod search;
 mod store;
+mod txn;
 mod types;
 mod usage;
 
@@ -92,6 +95,7 @@ pub use claim::{EMPTY_BLOCK_MIN_RECLAIM_AGE, TEST_HOLD_ENV};
 pub use clock::Clock;
 pub use error::{Exhaustion, IpamError};
 pub use pools::{Family, PoolChoice, PoolRequest, needs_node_labels, select_pools};
+pub use release::RELEASES_PER_TXN;
 pub use store::RETRIES;
 pub use types::{
     AffinityInfo, AllocationInfo, AssignedIps, AutoAssignArgs, HostAffinityRelease, IntendedUse,
@@ -187,13 +191,19 @@ impl Ipam {
         f(&mut self.lock_cache())
     }
 
-    /// The cached block, if any (a copy).
-    pub(crate) fn cached_block(&self, cidr: &IpNet) -> Option<store::Stored<AllocationBlock>> {
+    /// The cached block, if any (shared, not copied).
+    pub(crate) fn cached_block(&self, cidr: &IpNet) -> Option<store::SharedBlock> {
         self.lock_cache().block(cidr).cloned()
     }
 
     /// Records what a block key holds now.
     pub(crate) fn cache_block(&self, cidr: IpNet, stored: Option<store::Stored<AllocationBlock>>) {
+        self.cache_shared(cidr, stored.map(Arc::new));
+    }
+
+    /// Records what a block key holds now (a soft-deleted block counts as absent).
+    pub(crate) fn cache_shared(&self, cidr: IpNet, stored: Option<store::SharedBlock>) {
+        let stored = stored.filter(|s| !s.value.deleted);
         self.lock_cache().put_block(cidr, stored);
     }
 }

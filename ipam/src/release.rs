@@ -1,14 +1,15 @@
 //! Release: by address (optionally guarded by the allocation's sequence number and handle, so
-//! a stale release cannot free an address that was handed out again) and by handle. Blocks
-//! are written first, handles lowered after; an empty block that no node owns (it only held
-//! borrowed addresses) is deleted, as Calico does.
+//! a stale release cannot free an address that was handed out again) and by handle. Each block
+//! is written in one transaction with the handles of the addresses it frees (lowered, or
+//! deleted with their last address); an empty block that no node owns (it only held borrowed
+//! addresses) is deleted, as Calico does.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use fabric_datastore::BackendError;
 use fabric_datastore::ipam_model::AllocationBlock;
-use fabric_datastore::keys::{ipam_block_key, ipam_handle_key};
+use fabric_datastore::keys::ipam_handle_key;
 use ipnet::IpNet;
 
 use crate::Ipam;
@@ -17,8 +18,13 @@ use crate::check::CheckReport;
 use crate::error::IpamError;
 use crate::handles::check_handle;
 use crate::pools::{self, Family};
-use crate::store::{self, Decision, Start, live};
+use crate::store::Stored;
+use crate::txn::{BlockChange, HandleChange, Known, Plan};
 use crate::types::{AllocationInfo, ReleaseOutcome, ReleaseRequest, ReportRelease};
+
+/// The most addresses one release transaction frees: each may lower a different handle, and
+/// the block takes one operation of the datastore's limit ([`fabric_datastore::MAX_TXN_OPS`]).
+pub const RELEASES_PER_TXN: usize = fabric_datastore::MAX_TXN_OPS - 1;
 
 /// Whether a block with nothing in use and no owner should go.
 fn deletable(block: &AllocationBlock) -> bool {
@@ -62,7 +68,8 @@ impl Ipam {
     }
 
     /// Releases addresses. Requests are grouped by block; each block is changed by one
-    /// compare-and-swap, all of its requests or none. A request whose `sequence` or `handle`
+    /// transaction (with the handles of the freed addresses), all of its requests or none;
+    /// more than [`RELEASES_PER_TXN`] requests for one block take several transactions. A request whose `sequence` or `handle`
     /// does not match the allocation fails the call with [`IpamError::StaleSequence`] or
     /// [`IpamError::HandleMismatch`]: when the mismatch is visible before any write (always
     /// for a single block), nothing is released; a reallocation racing with a multi-block
@@ -88,15 +95,21 @@ impl Ipam {
                 None => outcome.not_allocated.push(r.ip),
             }
         }
-        if groups.len() > 1 {
+        // More than one transaction: check every block first, so a mismatch visible now
+        // fails the call before anything is released.
+        if groups.len() > 1 || groups.values().any(|r| r.len() > RELEASES_PER_TXN) {
             for (cidr, reqs) in &groups {
                 if let Some(b) = self.read_block(cidr).await? {
                     blocks::release(&b.value, reqs)?;
                 }
             }
         }
-        for (cidr, reqs) in &groups {
-            let (done, missing) = self.release_in_block(*cidr, reqs).await?;
+        let chunks: Vec<(IpNet, &[BlockRelease])> = groups
+            .iter()
+            .flat_map(|(cidr, reqs)| reqs.chunks(RELEASES_PER_TXN).map(|c| (*cidr, c)))
+            .collect();
+        for (cidr, reqs) in chunks {
+            let (done, missing) = self.release_in_block(cidr, reqs).await?;
             outcome.released.extend(done.released);
             if !missing {
                 outcome.not_allocated.extend(done.not_allocated);
@@ -105,7 +118,7 @@ impl Ipam {
             // The cached block is gone: look for the addresses' blocks afresh.
             for r in reqs {
                 match self.locate_block(r.ip, false).await? {
-                    Some(other) if other != *cidr => {
+                    Some(other) if other != cidr => {
                         let (done, _) = self
                             .release_in_block(other, std::slice::from_ref(r))
                             .await?;
@@ -122,82 +135,117 @@ impl Ipam {
         Ok(outcome)
     }
 
-    /// Releases the requests of one block, then lowers the handles. The flag says the block
-    /// does not exist.
+    /// Releases the requests of one block, lowering the handles of the freed addresses in the
+    /// same transaction. The flag says the block does not exist.
     async fn release_in_block(
         &self,
         cidr: IpNet,
         reqs: &[BlockRelease],
     ) -> Result<(Released, bool), IpamError> {
-        let ((released, missing), stored) = store::modify::<AllocationBlock, (Released, bool), _>(
-            self.backend.as_ref(),
-            &ipam_block_key(&cidr),
-            Start::Guess(self.cached_block(&cidr)),
-            |cur| {
-                let Some(b) = live(cur) else {
+        let block = match self.cached_block(&cidr) {
+            Some(b) => Known::Guess(Some(b)),
+            None => Known::Read,
+        };
+        let written = self
+            .write_block(cidr, block, Vec::new(), |cur| {
+                let Some(b) = cur else {
                     let none = Released {
                         released: Vec::new(),
                         not_allocated: reqs.iter().map(|r| r.ip).collect(),
                     };
-                    return Ok(Decision::Keep((none, true)));
+                    return Ok(Plan::keep((none, true)));
                 };
                 let (next, released) = blocks::release(b, reqs)?;
-                Ok(match next {
-                    None => Decision::Keep((released, false)),
-                    Some(next) if deletable(&next) => Decision::Delete((released, false)),
-                    Some(next) => Decision::Put(next, (released, false)),
+                let Some(next) = next else {
+                    return Ok(Plan::keep((released, false)));
+                };
+                let mut per_handle: BTreeMap<&str, usize> = BTreeMap::new();
+                for (_, handle) in &released.released {
+                    if let Some(h) = handle {
+                        *per_handle.entry(h.as_str()).or_insert(0) += 1;
+                    }
+                }
+                let handles = per_handle
+                    .into_iter()
+                    .map(|(h, n)| (h.to_string(), HandleChange::Remove(n)))
+                    .collect();
+                let block = if deletable(&next) {
+                    BlockChange::Delete
+                } else {
+                    BlockChange::Put(next)
+                };
+                Ok(Plan {
+                    block,
+                    handles,
+                    result: (released, false),
                 })
-            },
-        )
-        .await?;
-        self.cache_block(cidr, stored.filter(|s| !s.value.deleted));
-        let mut per_handle: BTreeMap<&str, usize> = BTreeMap::new();
-        for (_, handle) in &released.released {
-            if let Some(h) = handle {
-                *per_handle.entry(h.as_str()).or_insert(0) += 1;
-            }
-        }
-        for (handle, n) in per_handle {
-            self.handle_remove(handle, &cidr, n, false, None).await?;
-        }
-        Ok((released, missing))
+            })
+            .await?;
+        Ok(written.result)
     }
 
     /// Releases every address of the handle and deletes the handle; returns the addresses.
-    /// A handle that does not exist releases nothing (CNI DEL is idempotent).
+    /// A handle that does not exist releases nothing (CNI DEL is idempotent). Each block the
+    /// handle lists is one transaction: the block freed of the handle's addresses, and the
+    /// block's entry dropped from the handle (the handle deleted with its last entry).
     pub async fn release_by_handle(&self, handle: &str) -> Result<Vec<IpAddr>, IpamError> {
         check_handle(handle)?;
-        let mut state = self.read_handle(handle).await?;
+        let state = self.read_handle(handle).await?;
         let Some(h) = state.as_ref().map(|s| s.value.clone()) else {
             return Ok(Vec::new());
         };
+        let mut known: Known<Stored<fabric_datastore::ipam_model::IpamHandle>> =
+            Known::Fresh(state);
         let mut out = Vec::new();
         for label in h.block.keys() {
             let Ok(cidr) = label.parse::<IpNet>() else {
                 tracing::warn!(handle, block = %label, "handle names a block that is not a CIDR");
                 continue;
             };
-            let (ips, stored) = store::modify::<AllocationBlock, Vec<IpAddr>, _>(
-                self.backend.as_ref(),
-                &ipam_block_key(&cidr),
-                Start::Guess(self.cached_block(&cidr)),
-                |cur| {
-                    let Some(b) = live(cur) else {
-                        return Ok(Decision::Keep(Vec::new()));
-                    };
-                    Ok(match blocks::release_handle(b, handle) {
-                        None => Decision::Keep(Vec::new()),
-                        Some((next, ips)) if deletable(&next) => Decision::Delete(ips),
-                        Some((next, ips)) => Decision::Put(next, ips),
-                    })
-                },
-            )
-            .await?;
-            self.cache_block(cidr, stored.filter(|s| !s.value.deleted));
-            out.extend(ips);
-            state = self
-                .handle_remove(handle, &cidr, usize::MAX, true, Some(state))
+            let block = match self.cached_block(&cidr) {
+                Some(b) => Known::Guess(Some(b)),
+                None => Known::Read,
+            };
+            let forget = || vec![(handle.to_string(), HandleChange::Forget)];
+            let written = self
+                .write_block(
+                    cidr,
+                    block,
+                    vec![(
+                        handle.to_string(),
+                        std::mem::replace(&mut known, Known::Read),
+                    )],
+                    |cur| {
+                        let Some(b) = cur else {
+                            return Ok(Plan {
+                                block: BlockChange::Keep,
+                                handles: forget(),
+                                result: Vec::new(),
+                            });
+                        };
+                        Ok(match blocks::release_handle(b, handle) {
+                            None => Plan {
+                                block: BlockChange::Keep,
+                                handles: forget(),
+                                result: Vec::new(),
+                            },
+                            Some((next, ips)) => Plan {
+                                block: if deletable(&next) {
+                                    BlockChange::Delete
+                                } else {
+                                    BlockChange::Put(next)
+                                },
+                                handles: forget(),
+                                result: ips,
+                            },
+                        })
+                    },
+                )
                 .await?;
+            if let Some(after) = written.handle(handle) {
+                known = Known::Fresh(after);
+            }
+            out.extend(written.result);
         }
         out.sort();
         tracing::debug!(handle, n = out.len(), "handle released");

@@ -3,6 +3,7 @@
 //! (a guess that saves a read; every decision that matters is checked by the CAS).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fabric_datastore::ipam_model::{AllocationBlock, BlockAffinity, IpamHandle};
@@ -77,10 +78,19 @@ pub async fn get<T: IpamObject>(
     backend: &dyn Backend,
     key: &str,
 ) -> Result<Option<Stored<T>>, IpamError> {
+    get_raw(backend, key)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+/// Reads one key undecoded, retrying while the datastore is briefly unavailable.
+pub async fn get_raw(backend: &dyn Backend, key: &str) -> Result<Option<KeyValue>, IpamError> {
     let mut attempt = 0;
     loop {
         match backend.get(key).await {
-            Ok(kv) => return kv.as_ref().map(decode).transpose(),
+            Ok(kv) => return Ok(kv),
             Err(e) if e.is_unavailable() && attempt < RETRIES => {
                 attempt += 1;
                 unavailable_pause(attempt).await;
@@ -105,7 +115,9 @@ pub async fn list(backend: &dyn Backend, prefix: &str) -> Result<Vec<KeyValue>, 
     }
 }
 
-async fn unavailable_pause(attempt: usize) {
+/// Waits a little before retrying an operation the datastore could not take (5 ms per attempt,
+/// up to 200 ms).
+pub async fn unavailable_pause(attempt: usize) {
     let ms = 5u64.saturating_mul(u64::try_from(attempt).unwrap_or(u64::MAX).min(40));
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
@@ -182,11 +194,7 @@ where
             }
         };
         let (value, r) = decision;
-        let text = serde_json::to_string(&value).map_err(|source| IpamError::Corrupt {
-            key: key.to_string(),
-            what: T::WHAT,
-            source,
-        })?;
+        let text = encode(key, &value)?;
         let expected = current.as_ref().map_or(0, |s| s.revision);
         match backend.compare_and_swap(key, &text, expected).await {
             Ok(CasOutcome::Swapped(revision)) => {
@@ -210,11 +218,24 @@ where
     })
 }
 
+/// Encodes an IPAM object as the JSON text stored under `key`.
+pub fn encode<T: IpamObject>(key: &str, value: &T) -> Result<String, IpamError> {
+    serde_json::to_string(value).map_err(|source| IpamError::Corrupt {
+        key: key.to_string(),
+        what: T::WHAT,
+        source,
+    })
+}
+
+/// A block as stored, shared between the cache and the writes that start from it (a block is
+/// up to a few KB; sharing saves a copy per allocation).
+pub type SharedBlock = Arc<Stored<AllocationBlock>>;
+
 /// Blocks this process has read or written, with their revisions, and each node's confirmed
-/// blocks as last listed. Only ever a starting guess for [`modify`].
+/// blocks as last listed. Only ever a starting guess for [`modify`] and the block transactions.
 #[derive(Debug, Default)]
 pub struct Cache {
-    blocks: HashMap<IpNet, Stored<AllocationBlock>>,
+    blocks: HashMap<IpNet, SharedBlock>,
     affine: HashMap<(String, u8), (Vec<IpNet>, Instant)>,
 }
 
@@ -233,13 +254,13 @@ fn version_of(net: &IpNet) -> u8 {
 
 impl Cache {
     /// The cached block.
-    pub fn block(&self, cidr: &IpNet) -> Option<&Stored<AllocationBlock>> {
+    pub fn block(&self, cidr: &IpNet) -> Option<&SharedBlock> {
         self.blocks.get(cidr)
     }
 
     /// Records what a key holds now (`None`: absent). An older revision than the cached one
     /// is ignored, so concurrent tasks cannot roll the cache back.
-    pub fn put_block(&mut self, cidr: IpNet, stored: Option<Stored<AllocationBlock>>) {
+    pub fn put_block(&mut self, cidr: IpNet, stored: Option<SharedBlock>) {
         match stored {
             Some(s) => {
                 let newer = self

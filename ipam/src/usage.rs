@@ -71,7 +71,7 @@ pub struct BorrowedAddress {
     pub block: IpNet,
     /// The block's node (`None`: unaffine).
     pub block_owner: Option<String>,
-    /// Attribute `type` (empty for pods).
+    /// Attribute `type`; `pod` for a pod's address without one (as calicoctl shows it).
     #[serde(rename = "type")]
     pub kind: String,
     /// `namespace/pod`, or the handle.
@@ -164,6 +164,26 @@ impl Ipam {
             .collect())
     }
 
+    /// Usage of the blocks that lie in no pool (their pool was deleted while they still held
+    /// addresses), for `calicoctl ipam show --show-blocks`.
+    pub async fn usage_outside_pools(&self) -> Result<Vec<BlockUsage>, IpamError> {
+        let env = pools::load_env(self.backend.as_ref()).await?;
+        let nets: Vec<IpNet> = env.pools.iter().filter_map(pool_net).collect();
+        let states: BTreeMap<(String, IpNet), AffinityState> = self
+            .affinities(None)
+            .await?
+            .into_iter()
+            .map(|a| ((a.node, a.block), a.state))
+            .collect();
+        Ok(self
+            .blocks()
+            .await?
+            .iter()
+            .filter(|b| !nets.iter().any(|n| n.contains(&b.cidr)))
+            .map(|b| block_usage(b, &env.reservations, &states))
+            .collect())
+    }
+
     /// Every borrowed address (`calicoctl ipam show --show-borrowed`): allocated to a node
     /// other than its block's node.
     pub async fn borrowed(&self) -> Result<Vec<BorrowedAddress>, IpamError> {
@@ -190,7 +210,9 @@ impl Ipam {
                     borrowing_node: node,
                     block: b.cidr,
                     block_owner: owner.clone(),
-                    kind: get("type").unwrap_or_default(),
+                    kind: get("type")
+                        .or_else(|| get("pod").map(|_| "pod".to_string()))
+                        .unwrap_or_default(),
                     allocated_to,
                 });
             }

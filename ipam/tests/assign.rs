@@ -107,6 +107,7 @@ async fn a_node_borrows_from_another_nodes_block_only_without_strict_affinity() 
     assert_eq!(borrowed[0].borrowing_node, "n2");
     assert_eq!(borrowed[0].block_owner.as_deref(), Some("n1"));
     assert_eq!(borrowed[0].allocated_to, "default/b");
+    assert_eq!(borrowed[0].kind, "pod");
     assert!(ipam.affinities(Some("n2")).await.unwrap().is_empty());
 }
 
@@ -546,4 +547,30 @@ async fn watched_inputs_follow_pool_reservation_and_configuration_changes() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn releasing_more_addresses_of_one_block_than_a_transaction_holds_frees_them_all() {
+    let (_, ipam) = mem();
+    pool(&ipam, "p", "10.0.0.0/24", 24).await;
+    let n = fabric_ipam::RELEASES_PER_TXN + 10;
+    let mut requests = Vec::new();
+    for i in 0..n {
+        let got = ipam
+            .auto_assign(pod("n1", &format!("c{i}"), 1))
+            .await
+            .unwrap();
+        requests.push(fabric_ipam::ReleaseRequest::ip(got.v4[0].0));
+    }
+    // One block, n different handles: more than one transaction may carry.
+    let done = ipam.release_ips(&requests).await.unwrap();
+    assert_eq!(done.released.len(), n);
+    assert!(done.not_allocated.is_empty());
+    assert!(allocated(&ipam).await.is_empty());
+    let report = ipam.check().await.unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    assert_eq!(
+        report.summary.handles, 0,
+        "every handle went with its address"
+    );
 }

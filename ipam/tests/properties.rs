@@ -20,7 +20,8 @@ use fabric_api::ippool::{AssignmentMode, IPPoolAllowedUse, IPPoolSpec};
 use fabric_api::{IPPool, ObjectMeta};
 use fabric_datastore::keys::IPAM_HANDLE_PREFIX;
 use fabric_datastore::{
-    Backend, BackendError, CasOutcome, KeyValue, Listing, MemBackend, Revision, WatchStream,
+    Backend, BackendError, CasOutcome, KeyValue, Listing, MemBackend, Revision, TxnOp, TxnOutcome,
+    WatchStream,
 };
 use fabric_ipam::{
     Family, IntendedUse, Ipam, IpamError, PoolRequest, Problem, ReleaseRequest, select_pools,
@@ -91,6 +92,10 @@ impl Backend for Interleaving {
     ) -> Result<Revision, BackendError> {
         self.shuffle().await;
         self.inner.delete(key, expected).await
+    }
+    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
+        self.shuffle().await;
+        self.inner.transaction(ops).await
     }
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {
         self.inner.watch(prefix, from).await

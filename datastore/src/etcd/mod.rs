@@ -3,7 +3,8 @@
 //! Writes are transactions, as libcalico-go's etcdv3 backend does them: create is
 //! `If(Version(key) == 0) Then(Put)`, update is `If(ModRevision(key) == expected) Then(Put)`
 //! and delete likewise; the `Else` branch reads the key, so a conflict reports the actual
-//! revision without a second round trip. Keys may live under a private prefix (for test
+//! revision without a second round trip. A multi-key transaction is one `Txn` too: every
+//! comparison, the writes in `Then`, a read of every key in `Else`. Keys may live under a private prefix (for test
 //! isolation on a shared etcd): it is prepended on the way in and stripped on the way out.
 
 mod watch;
@@ -16,8 +17,8 @@ use etcd_client::{
 };
 
 use crate::backend::{
-    Backend, BackendError, CasOutcome, KeyValue, Listing, Revision, WatchStream, check_expected,
-    check_key, check_swap_expected, check_write,
+    self, Backend, BackendError, CasOutcome, KeyValue, Listing, Revision, TxnOutcome, WatchStream,
+    check_expected, check_key, check_swap_expected, check_txn, check_write,
 };
 
 /// Keys read per request when listing.
@@ -416,6 +417,55 @@ impl Backend for EtcdBackend {
         check_expected(key, expected)?;
         let delete = TxnOp::delete(self.full(key), None);
         self.cas("txn delete", key, expected, delete).await
+    }
+
+    async fn transaction(&self, ops: &[backend::TxnOp]) -> Result<TxnOutcome, BackendError> {
+        check_txn(ops)?;
+        let mut compares = Vec::with_capacity(ops.len());
+        let mut writes = Vec::with_capacity(ops.len());
+        let mut reads = Vec::with_capacity(ops.len());
+        for op in ops {
+            let full = self.full(op.key());
+            // A missing key has mod_revision 0 in etcd's compare, so 0 means absent.
+            compares.push(Compare::mod_revision(
+                full.clone(),
+                CompareOp::Equal,
+                op.expected(),
+            ));
+            match op {
+                backend::TxnOp::Put { value, .. } => {
+                    writes.push(TxnOp::put(full.clone(), value.as_str(), None));
+                }
+                backend::TxnOp::Delete { .. } => writes.push(TxnOp::delete(full.clone(), None)),
+                backend::TxnOp::Check { .. } => {}
+            }
+            reads.push(TxnOp::get(full, None));
+        }
+        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
+        let resp = self.kv().txn(txn).await.map_err(|e| self.error("txn", e))?;
+        if resp.succeeded() {
+            return Ok(TxnOutcome::Committed(header_revision(resp.header())));
+        }
+        let mut current = Vec::with_capacity(ops.len());
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                current.push(get.kvs().first().map(|kv| self.kv_of(kv)).transpose()?);
+            }
+        }
+        if current.len() != ops.len() {
+            return Err(BackendError::Corrupt {
+                key: ops
+                    .first()
+                    .map(|op| op.key().to_string())
+                    .unwrap_or_default(),
+                reason: format!(
+                    "etcd answered a failed transaction of {} keys with {} reads",
+                    ops.len(),
+                    current.len()
+                ),
+            });
+        }
+        Ok(TxnOutcome::Current(current))
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {

@@ -124,8 +124,12 @@ impl Watch {
             self.last = self.last.max(header_revision(response.header()));
             return None;
         }
+        // The events of one revision (a transaction) all come in one response, so anything at
+        // or below what was delivered before this response is a repeat; events of this
+        // response share revisions and are all new.
+        let delivered = self.last;
         for event in response.events() {
-            let item = match self.convert(event) {
+            let item = match self.convert(event, delivered) {
                 Ok(Some(item)) => Ok(item),
                 Ok(None) => continue,
                 Err(e) => Err(e),
@@ -138,16 +142,20 @@ impl Watch {
         None
     }
 
-    /// Our event for an etcd event; `None` for one already delivered.
-    fn convert(&mut self, event: &etcd_client::Event) -> Result<Option<WatchEvent>, BackendError> {
+    /// Our event for an etcd event; `None` for one at or below `delivered` (already sent).
+    fn convert(
+        &mut self,
+        event: &etcd_client::Event,
+        delivered: Revision,
+    ) -> Result<Option<WatchEvent>, BackendError> {
         let Some(kv) = event.kv() else {
             return Ok(None);
         };
         let revision = kv.mod_revision();
-        if revision <= self.last {
+        if revision <= delivered {
             return Ok(None);
         }
-        self.last = revision;
+        self.last = self.last.max(revision);
         Ok(Some(match event.event_type() {
             EventType::Put => WatchEvent::Put(self.backend.kv_of(kv)?),
             EventType::Delete => WatchEvent::Delete {

@@ -4,7 +4,9 @@
 //!   survives a power cut.
 //! - Every write is one `BEGIN IMMEDIATE` transaction: it takes the file's write lock first,
 //!   then checks the precondition (absent / mod_revision), bumps the store-wide revision,
-//!   writes the row and appends to the `changes` table.
+//!   writes the row and appends to the `changes` table. A multi-key [`Backend::transaction`]
+//!   is one such transaction too: all comparisons, then all rows at one revision, appended to
+//!   `changes` as `(revision, sub)` in the order of its operations.
 //! - Writers queue before that: on an in-process mutex, then on an exclusive `flock` of the
 //!   side file `<db>-lock`, which the kernel hands to the next waiting process the moment it
 //!   is released. (sqlite's own lock has no queue: waiters poll, and under contention the lock
@@ -32,8 +34,8 @@ pub use store::SqliteOptions;
 use store::Write;
 
 use crate::backend::{
-    Backend, BackendError, CasOutcome, KeyValue, Listing, Revision, WatchStream, check_expected,
-    check_key, check_swap_expected, check_write,
+    Backend, BackendError, CasOutcome, KeyValue, Listing, Revision, TxnOp, TxnOutcome, WatchStream,
+    check_expected, check_key, check_swap_expected, check_txn, check_write,
 };
 use crate::changelog::{ChangeLog, LogRead, spawn_watch};
 
@@ -344,6 +346,22 @@ impl Backend for SqliteBackend {
             check_expected(key, expected)?;
         }
         self.write(key, Write::Delete { expected }).await
+    }
+
+    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
+        check_txn(ops)?;
+        let writes = ops.iter().any(|op| !matches!(op, TxnOp::Check { .. }));
+        let ops = ops.to_vec();
+        let outcome = self
+            .blocking(move |inner| {
+                inner
+                    .with_writer(|conn| store::transaction(conn, &inner.path, &inner.options, &ops))
+            })
+            .await?;
+        if writes && matches!(outcome, TxnOutcome::Committed(_)) {
+            self.inner.ticks.send_modify(|t| *t += 1);
+        }
+        Ok(outcome)
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {

@@ -6,15 +6,20 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::backend::{BackendError, CasOutcome, KeyValue, Listing, Revision, WatchEvent};
+use crate::backend::{
+    BackendError, CasOutcome, KeyValue, Listing, Revision, TxnOp, TxnOutcome, WatchEvent,
+};
 use crate::changelog::{LOG_PAGE, LogRead};
 
-/// The schema this build writes and reads.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes and reads. Version 2 keys the change log by `(revision, sub)`
+/// so one transaction's changes share a revision; a version 1 file is upgraded on open.
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// Marks a sqlite file as ours (`PRAGMA application_id`): "FBDS".
 const APPLICATION_ID: i64 = 0x4642_4453;
 
+/// `meta` and `kv`, the same in every schema version. A new file is stamped with the current
+/// version; an existing one keeps its own until it is upgraded.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     name  TEXT PRIMARY KEY,
@@ -26,15 +31,40 @@ CREATE TABLE IF NOT EXISTS kv (
     create_revision INTEGER NOT NULL,
     mod_revision    INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS changes (
-    revision        INTEGER PRIMARY KEY,
-    key             TEXT NOT NULL,
-    value           TEXT,
-    create_revision INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', 1);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', 2);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 1);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('compacted', 0);
+";
+
+/// The change log of schema version 2: one row per changed key, `sub` numbering the keys of
+/// one revision (a transaction) in the order of its operations. `sub` defaults to 0, so a
+/// single-key insert that does not name it (as version 1 wrote) still fits.
+const CHANGES_V2: &str = "
+CREATE TABLE IF NOT EXISTS changes (
+    revision        INTEGER NOT NULL,
+    sub             INTEGER NOT NULL DEFAULT 0,
+    key             TEXT NOT NULL,
+    value           TEXT,
+    create_revision INTEGER NOT NULL,
+    PRIMARY KEY (revision, sub)
+) WITHOUT ROWID;
+";
+
+/// Version 1 -> 2: the change log, one row per revision before, gets its `(revision, sub)` key.
+const UPGRADE_V1_TO_V2: &str = "
+ALTER TABLE changes RENAME TO changes_v1;
+CREATE TABLE changes (
+    revision        INTEGER NOT NULL,
+    sub             INTEGER NOT NULL DEFAULT 0,
+    key             TEXT NOT NULL,
+    value           TEXT,
+    create_revision INTEGER NOT NULL,
+    PRIMARY KEY (revision, sub)
+) WITHOUT ROWID;
+INSERT INTO changes (revision, sub, key, value, create_revision)
+    SELECT revision, 0, key, value, create_revision FROM changes_v1;
+DROP TABLE changes_v1;
+UPDATE meta SET value = 2 WHERE name = 'schema_version';
 ";
 
 /// Tuning of a sqlite store.
@@ -138,7 +168,17 @@ pub(super) fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), Back
         });
     }
     tx.execute_batch(SCHEMA).at("creating the schema", path)?;
-    let found: i64 = meta(&tx, "schema_version").at("reading the schema", path)?;
+    let mut found: i64 = meta(&tx, "schema_version").at("reading the schema", path)?;
+    if found == 1 {
+        tx.execute_batch(UPGRADE_V1_TO_V2)
+            .at("upgrading the schema from version 1", path)?;
+        tracing::info!(path = %path.display(), "sqlite datastore upgraded to schema version 2");
+        found = 2;
+    }
+    if found == SCHEMA_VERSION {
+        tx.execute_batch(CHANGES_V2)
+            .at("creating the schema", path)?;
+    }
     if found != SCHEMA_VERSION {
         return Err(BackendError::SchemaVersion {
             path: path.to_path_buf(),
@@ -324,8 +364,30 @@ fn apply_change(
     value: Option<&str>,
     create_revision: Option<Revision>,
 ) -> Result<Revision, BackendError> {
+    let revision = next_revision(tx, path)?;
+    record_change(tx, path, revision, 0, key, value, create_revision)?;
+    compact_by_policy(tx, path, options, revision)?;
+    Ok(revision)
+}
+
+/// Raises the store revision by one and returns it (inside a write transaction).
+fn next_revision(tx: &Connection, path: &Path) -> Result<Revision, BackendError> {
     let revision = meta(tx, "revision").at("writing", path)? + 1;
     set_meta(tx, "revision", revision).at("writing", path)?;
+    Ok(revision)
+}
+
+/// Writes (or deletes, for `value: None`) one row at `revision` and appends it to the change
+/// log as the `sub`-th change of that revision.
+fn record_change(
+    tx: &Connection,
+    path: &Path,
+    revision: Revision,
+    sub: i64,
+    key: &str,
+    value: Option<&str>,
+    create_revision: Option<Revision>,
+) -> Result<(), BackendError> {
     let create_revision = create_revision.unwrap_or(revision);
     match value {
         Some(value) => tx
@@ -340,13 +402,67 @@ fn apply_change(
     }
     .at("writing", path)?;
     tx.prepare_cached(
-        "INSERT INTO changes (revision, key, value, create_revision) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO changes (revision, sub, key, value, create_revision)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )
-    .and_then(|mut s| s.execute(params![revision, key, value, create_revision]))
+    .and_then(|mut s| s.execute(params![revision, sub, key, value, create_revision]))
     .at("writing the change log", path)?;
+    Ok(())
+}
+
+fn compact_by_policy(
+    tx: &Connection,
+    path: &Path,
+    options: &SqliteOptions,
+    revision: Revision,
+) -> Result<(), BackendError> {
     auto_compact(tx, revision, options.history_revisions.max(1))
-        .at("compacting the change log", path)?;
-    Ok(revision)
+        .at("compacting the change log", path)
+}
+
+/// A multi-key transaction in one `BEGIN IMMEDIATE` transaction: every comparison, then every
+/// write at one new revision (change log rows numbered in the order of `ops`), or the current
+/// rows of every key when a comparison fails. The caller checked `ops`.
+pub(super) fn transaction(
+    conn: &mut Connection,
+    path: &Path,
+    options: &SqliteOptions,
+    ops: &[TxnOp],
+) -> Result<TxnOutcome, BackendError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .at("starting a transaction", path)?;
+    let mut current = Vec::with_capacity(ops.len());
+    for op in ops {
+        current.push(get_kv(&tx, op.key()).at("reading before a transaction", path)?);
+    }
+    let holds = ops
+        .iter()
+        .zip(&current)
+        .all(|(op, kv)| kv.as_ref().map_or(0, |kv| kv.mod_revision) == op.expected());
+    if !holds {
+        return Ok(TxnOutcome::Current(current));
+    }
+    if ops.iter().all(|op| matches!(op, TxnOp::Check { .. })) {
+        return Ok(TxnOutcome::Committed(
+            meta(&tx, "revision").at("reading the revision", path)?,
+        ));
+    }
+    let revision = next_revision(&tx, path)?;
+    let mut sub = 0;
+    for (op, kv) in ops.iter().zip(&current) {
+        let create_revision = kv.as_ref().map(|kv| kv.create_revision);
+        let value = match op {
+            TxnOp::Put { value, .. } => Some(value.as_str()),
+            TxnOp::Delete { .. } => None,
+            TxnOp::Check { .. } => continue,
+        };
+        record_change(&tx, path, revision, sub, op.key(), value, create_revision)?;
+        sub += 1;
+    }
+    compact_by_policy(&tx, path, options, revision)?;
+    tx.commit().at("committing a transaction", path)?;
+    Ok(TxnOutcome::Committed(revision))
 }
 
 /// The compaction policy: every `history/10` revisions (at least every revision for tiny
@@ -401,7 +517,7 @@ pub(super) fn read_after(
         let upto = current.min(after.saturating_add(LOG_PAGE));
         let mut stmt = tx.prepare_cached(
             "SELECT revision, key, value, create_revision FROM changes
-             WHERE revision > ?1 AND revision <= ?2 ORDER BY revision",
+             WHERE revision > ?1 AND revision <= ?2 ORDER BY revision, sub",
         )?;
         let mut rows = stmt.query([after, upto])?;
         let mut events = Vec::new();

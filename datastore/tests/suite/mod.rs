@@ -5,6 +5,8 @@ use fabric_datastore::{Backend, BackendError, CasOutcome, KeyValue, WatchEvent};
 
 use crate::common::{delete, next_event, next_events, put};
 
+pub mod txn;
+
 /// Runs every check except compaction, each under its own part of `root` (which ends with `/`).
 pub async fn run(b: &dyn Backend, root: &str) {
     create_fails_when_the_key_exists(b, root).await;
@@ -15,6 +17,7 @@ pub async fn run(b: &dyn Backend, root: &str) {
     list_returns_only_the_prefix_sorted(b, root).await;
     watch_delivers_every_change_once_in_order(b, root).await;
     a_listing_followed_by_a_watch_from_its_revision_has_no_gap(b, root).await;
+    txn::run(b, root).await;
 }
 
 async fn value_of(b: &dyn Backend, key: &str) -> Option<KeyValue> {
