@@ -55,6 +55,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod fabric;
 pub mod metrics;
 pub mod net;
 pub mod status;

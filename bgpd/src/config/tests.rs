@@ -1,3 +1,5 @@
+//! Tests of the TOML configuration: parsing, defaults and the errors bad input gets.
+
 use std::net::IpAddr;
 
 use super::*;
