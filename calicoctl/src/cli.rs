@@ -71,6 +71,10 @@ pub enum Command {
     Validate(WriteArgs),
     /// Show the client version and the datastore type.
     Version(VersionArgs),
+    /// The local calico-node: BGP status, kernel feature check.
+    Node(crate::commands::node::NodeArgs),
+    /// IP address management: show usage, check, release, configure.
+    Ipam(crate::commands::ipam::IpamArgs),
 }
 
 /// Where resources are read from: `-f FILE`, `-f DIR` or `-f -`.

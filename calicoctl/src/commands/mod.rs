@@ -6,7 +6,9 @@
 
 mod common;
 mod get;
+pub(crate) mod ipam;
 mod label;
+pub(crate) mod node;
 mod patch;
 mod resources;
 mod version;
@@ -107,6 +109,8 @@ async fn dispatch(command: Command, ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         Command::Patch(a) => patch::patch(ctx, &a).await,
         Command::Label(a) => label::label(ctx, &a).await,
         Command::Version(a) => version::version(ctx, &a),
+        Command::Node(a) => node::run(ctx, a).await,
+        Command::Ipam(a) => ipam::run(ctx, a).await,
         // Plug-in point: `Command::Ipam(a) => ipam::run(ctx, a).await` and
         // `Command::Node(a) => node::run(ctx, a).await` go here.
     }
