@@ -1,0 +1,5 @@
+//! The `calico` CNI plugin binary (see the fabric_cni crate).
+
+fn main() -> std::process::ExitCode {
+    fabric_cni::run::main(fabric_cni::run::Plugin::Calico)
+}
