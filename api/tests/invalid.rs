@@ -723,6 +723,14 @@ const CASES: &[Case] = &[
         "is not one of TCP, UDP, SCTP",
     ),
     case(
+        "a Felix route table range spanning all of i64",
+        "kind: FelixConfiguration\nmetadata: {name: default}\nspec: {routeTableRanges: [{min: -9223372036854775808, max: 9223372036854775807}]}",
+        "FelixConfiguration",
+        "default",
+        "spec.routeTableRanges[0].min",
+        "must be at least 1",
+    ),
+    case(
         "an item of a list with an unknown field",
         "kind: IPPoolList\nitems:\n- metadata: {name: a}\n  spec: {cidr: 10.0.0.0/16, nat: true}",
         "IPPool",

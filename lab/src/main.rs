@@ -55,8 +55,8 @@ enum Verb {
         /// Destroys an existing deployment of the same lab first.
         #[arg(long)]
         reconfigure: bool,
-        /// Seconds each node process may take to become ready.
-        #[arg(long, default_value_t = 60)]
+        /// Seconds each node process may take to become ready (at most a day).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(..=86_400))]
         ready_timeout: u64,
     },
     /// Kills the lab's processes and deletes its namespaces and state (idempotent).

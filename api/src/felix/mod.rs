@@ -769,7 +769,7 @@ fn check_route_tables(errs: &mut Errors, s: &FelixConfigurationSpec) {
         if r.max > 4_294_967_295 {
             errs.add(join(&f, "max"), r.max.to_string(), "is above 4294967295");
         }
-        tables = tables.saturating_add((r.max - r.min + 1).max(0));
+        tables = tables.saturating_add(r.max.saturating_sub(r.min).saturating_add(1).max(0));
     }
     if tables > 0xffff {
         errs.rule("spec.routeTableRanges", "targets more than 65535 tables");

@@ -83,11 +83,15 @@ impl Duration {
             };
             let mut amount = int.checked_mul(per).ok_or_else(|| bad("too large"))?;
             if !frac_part.is_empty() {
-                // Keep at most 30 fraction digits; more cannot change whole nanoseconds.
-                let digits = &frac_part[..frac_part.len().min(30)];
+                // Keep at most 25 fraction digits: more cannot change whole nanoseconds, and
+                // 10^25 times the largest unit (1h in ns) still fits in a u128.
+                let digits = &frac_part[..frac_part.len().min(25)];
                 let frac: u128 = digits.parse().map_err(|_| bad("too large"))?;
-                let scale = 10u128.pow(u32::try_from(digits.len()).unwrap_or(30));
-                amount += frac * per / scale;
+                let scale = 10u128.pow(u32::try_from(digits.len()).unwrap_or(25));
+                let frac_nanos = frac.checked_mul(per).ok_or_else(|| bad("too large"))? / scale;
+                amount = amount
+                    .checked_add(frac_nanos)
+                    .ok_or_else(|| bad("too large"))?;
             }
             total = total.checked_add(amount).ok_or_else(|| bad("too large"))?;
             if total > (1u128 << 63) {
@@ -202,6 +206,20 @@ mod tests {
         ] {
             assert!(Duration::parse(s).is_err(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_long_fraction_of_hours_parses_without_overflow() {
+        let nanos = Duration::parse("0.999999999999999999999999999999h")
+            .unwrap()
+            .as_nanos();
+        assert_eq!(nanos, 3_599_999_999_999);
+        assert_eq!(
+            Duration::parse("1.5000000000000000000000000000000h")
+                .unwrap()
+                .as_nanos(),
+            5_400_000_000_000
+        );
     }
 
     #[test]

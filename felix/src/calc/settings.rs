@@ -317,7 +317,8 @@ impl ConfigOverrides {
 /// Seconds (`90`, `0.5`) or a Go duration (`90s`, `1m30s`, `500ms`).
 fn parse_env_duration(text: &str) -> Option<Duration> {
     if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // Negative, NaN, infinite and too-large values are refused, not a panic.
+        return Duration::try_from_secs_f64(secs).ok();
     }
     fabric_api::Duration::parse(text).ok()?.to_std()
 }
@@ -641,5 +642,13 @@ mod tests {
         assert_eq!(o.iptables_refresh_interval, Some(Duration::from_secs(90)));
         assert_eq!(o.ipsets_refresh_interval, Some(Duration::ZERO));
         assert_eq!(o.iptables_backend, Some(IptablesBackendChoice::Legacy));
+    }
+
+    #[test]
+    fn an_environment_duration_too_large_for_a_duration_is_an_error() {
+        let e = ConfigOverrides::from_lookup(env(&[("FELIX_ROUTEREFRESHINTERVAL", "1e30")]))
+            .unwrap_err();
+        assert_eq!(e.setting, "FELIX_ROUTEREFRESHINTERVAL");
+        assert_eq!(e.value, "1e30");
     }
 }

@@ -55,7 +55,8 @@ struct ResyncTimers {
 }
 
 fn next_after(now: Instant, every: Duration) -> Option<Instant> {
-    (!every.is_zero()).then(|| now + every)
+    // An interval too long to represent as an instant never comes due: disabled, like zero.
+    (!every.is_zero()).then(|| now.checked_add(every)).flatten()
 }
 
 impl ResyncTimers {
@@ -626,5 +627,10 @@ mod tests {
         timers.done(due, t0 + Duration::from_secs(3), &s);
         assert_eq!(timers.routes, Some(t0 + Duration::from_secs(4)));
         assert_eq!(timers.iptables, Some(t0 + Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn an_interval_too_long_for_an_instant_disables_the_timer_instead_of_panicking() {
+        assert_eq!(next_after(Instant::now(), Duration::MAX), None);
     }
 }

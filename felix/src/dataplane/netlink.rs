@@ -450,7 +450,8 @@ impl<'a> Iterator for Frames<'a> {
     type Item = Result<Frame<'a>, NetlinkError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = &self.buf[self.offset..];
+        // The last frame's padding may run past the end of the buffer.
+        let rest = self.buf.get(self.offset..).unwrap_or(&[]);
         if rest.len() < NLMSG_HDR_LEN {
             return None;
         }
@@ -571,5 +572,18 @@ mod tests {
         assert_eq!(seqs, vec![7, 8]);
         buf[0] = 200;
         assert!(Frames::new(&buf).next().unwrap().is_err());
+    }
+
+    #[test]
+    fn an_unaligned_last_frame_ends_the_iteration_instead_of_panicking() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&17u32.to_ne_bytes());
+        buf.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        buf.extend_from_slice(&0u16.to_ne_bytes());
+        buf.extend_from_slice(&9u32.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.push(0);
+        let seqs: Vec<u32> = Frames::new(&buf).map(|f| f.unwrap().seq).collect();
+        assert_eq!(seqs, vec![9]);
     }
 }

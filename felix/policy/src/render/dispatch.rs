@@ -23,6 +23,10 @@ fn common_prefix(names: &[&str]) -> String {
             .take_while(|(a, b)| a == b)
             .count();
     }
+    // Names are not guaranteed to be ASCII: cut on a character boundary.
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
     first[..len].to_string()
 }
 
@@ -36,10 +40,11 @@ pub fn dispatch_chains(ifaces: &[&str]) -> Vec<Chain> {
     // Groups in name order: (group prefix, names).
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for n in &names {
-        let key = if n.len() > prefix.len() {
-            n[..=prefix.len()].to_string()
-        } else {
-            prefix.clone()
+        // The prefix plus the name's next character (the prefix ends on a character boundary
+        // of every name, as they all share its bytes).
+        let key = match n.get(prefix.len()..).and_then(|rest| rest.chars().next()) {
+            Some(c) => format!("{prefix}{c}"),
+            None => prefix.clone(),
         };
         match groups.last_mut() {
             Some((k, members)) if *k == key => members.push(n),
@@ -115,6 +120,21 @@ mod tests {
         );
         assert_eq!(c[0].rules[0], "-i calia1 -g cali-fw-calia1");
         assert!(c[0].rules.last().unwrap().ends_with("-j DROP"));
+    }
+
+    #[test]
+    fn non_ascii_interface_names_are_grouped_by_character_without_panicking() {
+        let c = dispatch_chains(&["cali\u{e4}1", "cali\u{e4}2", "cali\u{e9}1"]);
+        let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cali-from-wl-dispatch-\u{e4}",
+                "cali-from-wl-dispatch",
+                "cali-to-wl-dispatch-\u{e4}",
+                "cali-to-wl-dispatch"
+            ]
+        );
     }
 
     #[test]
