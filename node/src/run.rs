@@ -176,24 +176,51 @@ async fn forward_routes(mut routes: RouteReceiver, tx: mpsc::Sender<LearnedRoute
     }
 }
 
-/// Tells felix the learned routes are complete once every configured session is Established
-/// and a poll later (their first UPDATEs have arrived). felix's own grace period covers a
-/// session that never comes up.
+/// Tells felix the learned routes are complete: every configured session is Established and
+/// has sent End-of-RIB for each negotiated family (or has been up for [`EOR_WAIT`] without
+/// one), in two polls in a row, so the routes the End-of-RIB released have reached felix's
+/// channel first. Until then felix deletes no route it learned before a restart: a BIRD peer
+/// sends its UPDATEs and End-of-RIB most of a second after the session comes up. felix's own
+/// grace period covers a session that never comes up.
 async fn signal_in_sync(daemon: DaemonHandle, tx: mpsc::Sender<LearnedRoutesUpdate>) {
-    let mut seen_up = false;
+    let mut seen_synced = false;
     loop {
         tokio::time::sleep(IN_SYNC_POLL).await;
         let Ok(neighbors) = daemon.neighbors().await else {
             return;
         };
-        let all_up = neighbors.iter().all(|n| n.state == "Established");
-        if all_up && seen_up {
+        let now_ms = unix_ms();
+        let synced = neighbors.iter().all(|n| session_synced(n, now_ms));
+        if synced && seen_synced {
             let _ = tx.send(LearnedRoutesUpdate::InSync).await;
             tracing::info!(sessions = neighbors.len(), "learned routes in sync");
             return;
         }
-        seen_up = all_up;
+        seen_synced = synced;
     }
+}
+
+/// How long an Established session that sent no End-of-RIB is waited for (RFC 4724 makes
+/// End-of-RIB a graceful-restart feature; a peer without it may never send one).
+const EOR_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a session has delivered its whole Adj-RIB-In.
+fn session_synced(n: &bgpd::status::NeighborStatus, now_ms: u64) -> bool {
+    let Some(session) = n.session.as_ref().filter(|_| n.state == "Established") else {
+        return false;
+    };
+    let eor = session
+        .families
+        .iter()
+        .all(|f| session.end_of_rib_received.contains(f));
+    let waited = u128::from(now_ms.saturating_sub(n.since_unix_ms)) >= EOR_WAIT.as_millis();
+    eor || waited
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// An error and its sources on one line.
