@@ -23,6 +23,7 @@ pub mod profile;
 mod resource;
 pub mod rule;
 pub mod tier;
+pub mod time;
 pub mod validate;
 
 pub use fabric_selector as selector;

@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use fabric_testkit::Netns;
+use fabric_testkit::{Netns, bench_report};
 use felix::dataplane::{NetlinkRouteKernel, Reconciler, Route, RouteConfig, RouteReconciler};
 use ipnet::IpNet;
 
@@ -177,43 +177,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// `YYYY-MM-DD` (UTC) for a UNIX time.
-fn date(now: SystemTime) -> String {
-    let days = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
+/// The machine, and how busy it was when the benchmark started.
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into());
-    format!("{cores} cores ({cpu}), Linux {kernel}, 1-minute load average {load} at the start")
+    format!(
+        "{}, 1-minute load average {load} at the start",
+        bench_report::machine_summary()
+    )
 }
 
 fn table(args: &Args, felix: &[Run], ip: &[Run]) -> String {
@@ -275,30 +248,11 @@ fn section(args: &Args, machine: &str, body: &str) -> String {
         args.routes,
         args.rounds,
         args.batch_size,
-        date(SystemTime::now()),
+        bench_report::today_utc(),
         machine,
         args.routes,
         args.rounds,
     )
-}
-
-/// Replaces our section of `text` (up to the next `## ` heading), or appends it.
-fn replace_section(text: &str, new: &str) -> String {
-    let Some(start) = text.find(SECTION) else {
-        let mut out = text.trim_end().to_string();
-        out.push_str("\n\n");
-        out.push_str(new.trim_end());
-        out.push('\n');
-        return out;
-    };
-    let after = start + SECTION.len();
-    let end = text[after..]
-        .find("\n## ")
-        .map_or(text.len(), |i| after + i + 1);
-    format!("{}{}\n\n{}", &text[..start], new.trim_end(), &text[end..])
-        .trim_end()
-        .to_string()
-        + "\n"
 }
 
 fn main() -> Result<()> {
@@ -348,8 +302,7 @@ fn main() -> Result<()> {
             .output
             .clone()
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md"));
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-        std::fs::write(&path, replace_section(&old, &text))
+        bench_report::update_section_file(&path, SECTION, &text)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("updated {}", path.display());
     }
@@ -359,30 +312,6 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_section_replaces_only_itself() {
-        let old = "# Benchmarks\n\n## Other\n\nkeep me\n\n## Felix: route installation\n\nold\n\n## Later\n\nkeep too\n";
-        let new = replace_section(old, "## Felix: route installation\n\nnew\n");
-        assert_eq!(
-            new,
-            "# Benchmarks\n\n## Other\n\nkeep me\n\n## Felix: route installation\n\nnew\n\n## Later\n\nkeep too\n"
-        );
-        let appended = replace_section("# Benchmarks\n", "## Felix: route installation\n\nx\n");
-        assert_eq!(
-            appended,
-            "# Benchmarks\n\n## Felix: route installation\n\nx\n"
-        );
-    }
-
-    #[test]
-    fn dates_are_computed_in_utc() {
-        assert_eq!(date(UNIX_EPOCH), "1970-01-01");
-        assert_eq!(
-            date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29"
-        );
-    }
 
     #[test]
     fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {

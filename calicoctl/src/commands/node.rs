@@ -186,27 +186,12 @@ fn since(ms: u64, now_ms: u64) -> String {
         return String::new();
     }
     let secs = ms / 1000;
+    let (date, time) = fabric_api::time::date_and_time(secs);
     if secs / 86_400 == now_ms / 1000 / 86_400 {
-        let s = secs % 86_400;
-        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        time
     } else {
-        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-        format!("{y:04}-{m:02}-{d:02}")
+        date
     }
-}
-
-/// Days since 1970-01-01 as a proleptic Gregorian date.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A table with `+---+` borders and centred headers, as Calico prints it.
