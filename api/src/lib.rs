@@ -34,7 +34,7 @@ pub use bgp::config::{BGPConfiguration, BGPConfigurationSpec};
 pub use bgp::filter::{BGPFilter, BGPFilterSpec};
 pub use bgp::peer::{BGPPeer, BGPPeerSpec};
 pub use endpoint::{HostEndpoint, HostEndpointSpec, WorkloadEndpoint, WorkloadEndpointSpec};
-pub use error::FieldError;
+pub use error::{FieldError, error_chain};
 pub use felix::{FelixConfiguration, FelixConfigurationSpec};
 pub use ipam::{IPAMConfiguration, IPAMConfigurationSpec};
 pub use ippool::{IPPool, IPPoolSpec, IPReservation, IPReservationSpec};

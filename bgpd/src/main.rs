@@ -177,7 +177,7 @@ async fn serve(path: PathBuf, config: Config, logging: FilterHandle) -> Result<(
     let reloader: bgpd::Reloader = Arc::new(move || Config::load(&reload_path));
     let handle = Daemon::start_with_reloader(config, Some(reloader))
         .await
-        .map_err(|e| anyhow::anyhow!(bgpd_error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!(fabric_api::error_chain(&e)))
         .with_context(|| format!("starting bgpd with {}", path.display()))?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -196,7 +196,7 @@ async fn serve(path: PathBuf, config: Config, logging: FilterHandle) -> Result<(
                         }
                         tracing::info!(?report, "reloaded");
                     }
-                    Err(e) => tracing::error!(error = %bgpd_error_chain(&e), "reload refused; nothing changed"),
+                    Err(e) => tracing::error!(error = %fabric_api::error_chain(&e), "reload refused; nothing changed"),
                 }
             }
             () = handle.stopped() => bail!("the speaker task stopped unexpectedly"),
@@ -205,15 +205,4 @@ async fn serve(path: PathBuf, config: Config, logging: FilterHandle) -> Result<(
     tracing::info!("shutting down (Cease to every neighbour)");
     handle.shutdown(false).await.context("shutting down")?;
     Ok(())
-}
-
-fn bgpd_error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -91,17 +91,7 @@ impl CniError {
     }
 }
 
-/// `error: cause: cause` from an error and its sources.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use fabric_api::error_chain;
 
 /// Checks a configuration's `cniVersion` against [`SUPPORTED_VERSIONS`].
 pub fn check_version(version: Option<&str>) -> Result<String, CniError> {

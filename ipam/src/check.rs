@@ -836,16 +836,7 @@ impl Ipam {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+use fabric_api::error_chain;
 
 #[cfg(test)]
 #[path = "check_tests.rs"]

@@ -158,17 +158,7 @@ impl Running {
     }
 }
 
-/// `error: cause: cause`.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub(crate) use fabric_api::error_chain;
 
 async fn serve_status(listener: UnixListener, handle: DaemonHandle) {
     loop {

@@ -149,7 +149,7 @@ impl Applier {
                 }
                 Err(DaemonError::Stopped) => return Err(ApplierError::DaemonStopped),
                 Err(e) => {
-                    let text = error_chain(&e).to_string();
+                    let text = fabric_api::error_chain(&e);
                     tracing::error!(error = %text, "bgpd refused the computed configuration; the previous one stays");
                     self.state.send_modify(|s| s.error = Some(text));
                 }
@@ -216,7 +216,7 @@ impl Applier {
                 Some(out)
             }
             Err(e) => {
-                let text = error_chain(&e).to_string();
+                let text = fabric_api::error_chain(&e);
                 if self.last_error.as_ref() != Some(&text) {
                     tracing::error!(error = %text, "cannot compute the BGP configuration; the previous one stays");
                     self.last_error = Some(text.clone());
@@ -226,21 +226,4 @@ impl Applier {
             }
         }
     }
-}
-
-/// An error and its sources on one line.
-fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl std::fmt::Display + 'a {
-    struct Chain<'a>(&'a (dyn std::error::Error + 'static));
-    impl std::fmt::Display for Chain<'_> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{}", self.0)?;
-            let mut s = self.0.source();
-            while let Some(e) = s {
-                write!(f, ": {e}")?;
-                s = e.source();
-            }
-            Ok(())
-        }
-    }
-    Chain(e)
 }

@@ -115,17 +115,7 @@ pub(crate) fn describe(e: &ClientError) -> String {
     }
 }
 
-/// An error with its sources, `outer: inner: innermost`.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub(crate) use fabric_api::error_chain as chain;
 
 /// The manifest errors of one resource's failed datastore operation, or `None` when the
 /// failure is not about the resource (the datastore is down): then the command stops.

@@ -231,14 +231,4 @@ impl ApplyReport {
     }
 }
 
-/// An error and its sources, joined with `": "`.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use fabric_api::error_chain;
