@@ -17,6 +17,17 @@ use crate::error::IpamError;
 use crate::store::{self, Decision, Start, live};
 use crate::types::{AffinityInfo, HostAffinityRelease};
 
+/// What giving a block back to a node that re-claimed it during a release found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restore {
+    /// The block is the node's (as it was, recreated, or re-affined).
+    Kept,
+    /// The claim gave up meanwhile: nothing to give back.
+    ClaimGone,
+    /// Another node has the subnet now.
+    Lost,
+}
+
 /// What the block step of a release found.
 enum BlockStep {
     /// Deleted, made unaffine, or already gone.
@@ -120,40 +131,74 @@ impl Ipam {
         if taken_over {
             // The claim may have seen the block before this release deleted it or took its
             // affinity away: give the block back so the claim's confirmed affinity has it.
-            self.restore_block(node, cidr).await?;
-            tracing::info!(node, block = %cidr, "block re-claimed by its node during the release; kept");
+            if self.restore_block(node, cidr).await? {
+                tracing::info!(node, block = %cidr, "block re-claimed by its node during the release; kept");
+            }
             return Ok(());
         }
         tracing::info!(node, block = %cidr, "block affinity released");
         Ok(())
     }
 
-    /// Recreates the node's block if it is gone, or re-affines it if it has no node.
-    async fn restore_block(&self, node: &str, cidr: IpNet) -> Result<(), IpamError> {
+    /// Recreates the node's block if it is gone, or re-affines it if it has no node, but only
+    /// while the node's claim to it stands: the write is conditioned on the affinity key, so
+    /// a claim that gives up meanwhile (and drops its pending affinity) leaves no block
+    /// behind that is affine to a node without an affinity. When another node has taken the
+    /// subnet meanwhile, the node's affinity is dropped instead. Returns whether the node
+    /// keeps the block.
+    async fn restore_block(&self, node: &str, cidr: IpNet) -> Result<bool, IpamError> {
         let now = (self.clock)();
         let claim_time = Some(format_rfc3339(now));
-        let (_, stored) = store::modify::<AllocationBlock, (), _>(
+        let aff_key = ipam_affinity_key(node, &cidr);
+        let block_key = ipam_block_key(&cidr);
+        let (outcome, stored) = store::modify_guarded::<AllocationBlock, BlockAffinity, _, _>(
             self.backend.as_ref(),
-            &ipam_block_key(&cidr),
-            Start::Read,
-            |cur| match live(cur) {
-                None => Ok(Decision::Put(
-                    blocks::new_block(cidr, Some(node), claim_time.clone(), unix_nanos(now)),
-                    (),
-                )),
-                Some(b) if b.affinity.is_none() => {
-                    let mut next = b.clone();
-                    next.affinity = Some(blocks::host_affinity(node));
-                    next.affinity_claim_time = claim_time.clone();
-                    next.sequence_number = b.sequence_number.wrapping_add(1);
-                    Ok(Decision::Put(next, ()))
+            &block_key,
+            &aff_key,
+            |cur, aff| {
+                let claimed = live(aff).is_some_and(|a| a.state != AffinityState::PendingDeletion);
+                match live(cur) {
+                    _ if !claimed => Ok(Decision::Keep(Restore::ClaimGone)),
+                    None => Ok(Decision::Put(
+                        blocks::new_block(cidr, Some(node), claim_time.clone(), unix_nanos(now)),
+                        Restore::Kept,
+                    )),
+                    Some(b) if b.affinity.is_none() => {
+                        let mut next = b.clone();
+                        next.affinity = Some(blocks::host_affinity(node));
+                        next.affinity_claim_time = claim_time.clone();
+                        next.sequence_number = b.sequence_number.wrapping_add(1);
+                        Ok(Decision::Put(next, Restore::Kept))
+                    }
+                    Some(b) if b.host() == Some(node) => Ok(Decision::Keep(Restore::Kept)),
+                    Some(_) => Ok(Decision::Keep(Restore::Lost)),
                 }
-                Some(_) => Ok(Decision::Keep(())),
             },
         )
         .await?;
         self.cache_block(cidr, stored.filter(|s| !s.value.deleted));
-        Ok(())
+        if outcome == Restore::Lost {
+            // Another node claimed the subnet after this release deleted the empty block:
+            // the claim that took the affinity over lost the block, so its affinity goes.
+            store::modify_guarded::<BlockAffinity, AllocationBlock, (), _>(
+                self.backend.as_ref(),
+                &aff_key,
+                &block_key,
+                |aff, block| {
+                    let other = live(block).is_some_and(|b| b.host() != Some(node));
+                    match live(aff) {
+                        Some(a) if other && a.state != AffinityState::PendingDeletion => {
+                            Ok(Decision::Delete(()))
+                        }
+                        _ => Ok(Decision::Keep(())),
+                    }
+                },
+            )
+            .await?;
+            self.with_cache(|c| c.remove_affine(node, &cidr));
+            tracing::info!(node, block = %cidr, "block taken by another node during the release; affinity dropped");
+        }
+        Ok(outcome == Restore::Kept)
     }
 
     /// Sets an existing affinity's state (nothing when it is gone).

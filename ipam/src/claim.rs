@@ -24,7 +24,7 @@ use crate::clock::{format_rfc3339, parse_rfc3339, unix_nanos};
 use crate::error::IpamError;
 use crate::pools::{Family, PoolChoice};
 use crate::search::BlockWalk;
-use crate::store::{self, Decision, SharedBlock, Start, Stored, live};
+use crate::store::{self, Decision, RETRIES, SharedBlock, Start, Stored, live};
 use crate::{Ipam, IpamConfig};
 
 /// The environment variable of the test-only hold points (see the module docs).
@@ -39,6 +39,20 @@ const MAX_WALK_MISSES: usize = 65_536;
 
 /// Blocks the first pass of a block search reads one by one before it lists them all.
 const MAX_PROBES: usize = 8;
+
+/// What the confirming phase of a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Confirmation {
+    /// The block is the node's and the affinity is confirmed.
+    Confirmed,
+    /// The block is gone: create it again.
+    BlockGone,
+    /// The block belongs to another node, or to none.
+    Taken {
+        /// Its node.
+        owner: Option<String>,
+    },
+}
 
 /// The result of a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +107,7 @@ impl Ipam {
     pub(crate) async fn claim_block(&self, node: &str, cidr: IpNet) -> Result<Claim, IpamError> {
         let aff_key = ipam_affinity_key(node, &cidr);
         // Phase 1: the affinity, pending unless already confirmed.
-        let (_, aff) = store::modify::<BlockAffinity, (), _>(
+        store::modify::<BlockAffinity, (), _>(
             self.backend.as_ref(),
             &aff_key,
             Start::Guess(None),
@@ -104,14 +118,26 @@ impl Ipam {
         )
         .await?;
         test_hold("after-pending", &cidr).await;
-        // Phase 2: the block, affine to us.
-        if let Claim::Taken { owner } = self.create_block_for(node, cidr).await? {
-            self.drop_pending(node, &cidr).await?;
-            return Ok(Claim::Taken { owner });
+        for _ in 0..RETRIES {
+            // Phase 2: the block, affine to us.
+            if let Claim::Taken { owner } = self.create_block_for(node, cidr).await?
+                && !self.drop_pending(node, &cidr).await?
+            {
+                return Ok(Claim::Taken { owner });
+            }
+            test_hold("after-block", &cidr).await;
+            // Phase 3: confirm, while the block is ours.
+            match self.confirm(node, cidr).await? {
+                Confirmation::Confirmed => return Ok(Claim::Claimed),
+                Confirmation::Taken { owner } => return Ok(Claim::Taken { owner }),
+                // A release of this node deleted the empty block meanwhile: create it again.
+                Confirmation::BlockGone => {}
+            }
         }
-        test_hold("after-block", &cidr).await;
-        // Phase 3: confirm.
-        self.confirm(node, cidr, aff).await
+        Err(IpamError::TooManyConflicts {
+            key: ipam_block_key(&cidr),
+            attempts: RETRIES,
+        })
     }
 
     /// Creates the block affine to `node`, or reports who has it.
@@ -135,67 +161,68 @@ impl Ipam {
         Ok(claim)
     }
 
-    /// Sets the affinity confirmed; if it vanished meanwhile, recreates it when the block is
-    /// still ours. `guess` is the affinity as last seen (`None`: read it).
-    async fn confirm(
-        &self,
-        node: &str,
-        cidr: IpNet,
-        guess: Option<Stored<BlockAffinity>>,
-    ) -> Result<Claim, IpamError> {
-        let aff_key = ipam_affinity_key(node, &cidr);
-        let start = match guess {
-            Some(g) => Start::Guess(Some(g)),
-            None => Start::Read,
-        };
-        let (present, _) = store::modify::<BlockAffinity, bool, _>(
+    /// Sets the affinity confirmed (recreating it if a release deleted it), conditioned on
+    /// the block being the node's: a claim never confirms an affinity to a block a release
+    /// has meanwhile made unaffine or deleted. When the block went to no node or another
+    /// node, a pending affinity is dropped; a confirmed or pendingDeletion one belongs to a
+    /// release in progress, which deletes it or gives the block back.
+    async fn confirm(&self, node: &str, cidr: IpNet) -> Result<Confirmation, IpamError> {
+        let (outcome, _) = store::modify_guarded::<BlockAffinity, AllocationBlock, _, _>(
             self.backend.as_ref(),
-            &aff_key,
-            start,
-            |cur| match live(cur) {
-                Some(a) if a.state == AffinityState::Confirmed => Ok(Decision::Keep(true)),
-                Some(_) => Ok(Decision::Put(affinity(AffinityState::Confirmed), true)),
-                None => Ok(Decision::Keep(false)),
+            &ipam_affinity_key(node, &cidr),
+            &ipam_block_key(&cidr),
+            |aff, block| {
+                let Some(b) = live(block) else {
+                    return Ok(Decision::Keep(Confirmation::BlockGone));
+                };
+                if b.host() != Some(node) {
+                    let taken = Confirmation::Taken {
+                        owner: b.host().map(str::to_string),
+                    };
+                    return Ok(match live(aff) {
+                        Some(a) if a.state == AffinityState::Pending => Decision::Delete(taken),
+                        _ => Decision::Keep(taken),
+                    });
+                }
+                match live(aff) {
+                    Some(a) if a.state == AffinityState::Confirmed => {
+                        Ok(Decision::Keep(Confirmation::Confirmed))
+                    }
+                    _ => Ok(Decision::Put(
+                        affinity(AffinityState::Confirmed),
+                        Confirmation::Confirmed,
+                    )),
+                }
             },
         )
         .await?;
-        if !present {
-            let owner = self
-                .read_block(&cidr)
-                .await?
-                .and_then(|b| b.value.host().map(str::to_string));
-            if owner.as_deref() != Some(node) {
-                return Ok(Claim::Taken { owner });
-            }
-            store::modify::<BlockAffinity, (), _>(
-                self.backend.as_ref(),
-                &aff_key,
-                Start::Guess(None),
-                |cur| match live(cur) {
-                    Some(a) if a.state == AffinityState::Confirmed => Ok(Decision::Keep(())),
-                    _ => Ok(Decision::Put(affinity(AffinityState::Confirmed), ())),
-                },
-            )
-            .await?;
+        if outcome == Confirmation::Confirmed {
+            self.with_cache(|c| c.add_affine(node, cidr));
+            tracing::debug!(node, block = %cidr, "block claimed");
         }
-        self.with_cache(|c| c.add_affine(node, cidr));
-        tracing::debug!(node, block = %cidr, "block claimed");
-        Ok(Claim::Claimed)
+        Ok(outcome)
     }
 
-    /// Deletes the node's affinity to `cidr` if it is still pending.
-    async fn drop_pending(&self, node: &str, cidr: &IpNet) -> Result<(), IpamError> {
-        store::modify::<BlockAffinity, (), _>(
+    /// Deletes the node's affinity to `cidr` if it is still pending, conditioned on the block
+    /// not being the node's. Returns whether the block turned out to be the node's after all
+    /// (a release of the same node gave it back meanwhile): then the claim goes on.
+    async fn drop_pending(&self, node: &str, cidr: &IpNet) -> Result<bool, IpamError> {
+        let (ours, _) = store::modify_guarded::<BlockAffinity, AllocationBlock, bool, _>(
             self.backend.as_ref(),
             &ipam_affinity_key(node, cidr),
-            Start::Read,
-            |cur| match live(cur) {
-                Some(a) if a.state == AffinityState::Pending => Ok(Decision::Delete(())),
-                _ => Ok(Decision::Keep(())),
+            &ipam_block_key(cidr),
+            |aff, block| {
+                if live(block).is_some_and(|b| b.host() == Some(node)) {
+                    return Ok(Decision::Keep(true));
+                }
+                match live(aff) {
+                    Some(a) if a.state == AffinityState::Pending => Ok(Decision::Delete(false)),
+                    _ => Ok(Decision::Keep(false)),
+                }
             },
         )
         .await?;
-        Ok(())
+        Ok(ours)
     }
 
     /// Lists the node's affinities of `family`, finishes or undoes claims a crash left
@@ -230,7 +257,7 @@ impl Ipam {
             match (aff.value.state, owner) {
                 (AffinityState::PendingDeletion, _) => {}
                 (AffinityState::Pending, Some(Some(o))) if o == node => {
-                    if self.confirm(node, cidr, Some(aff.clone())).await? == Claim::Claimed {
+                    if self.claim_block(node, cidr).await? == Claim::Claimed {
                         owned.push(cidr);
                     }
                 }
@@ -243,13 +270,17 @@ impl Ipam {
                 }
                 (state, Some(owner)) => {
                     tracing::warn!(node, block = %cidr, ?state, owner = ?owner, "affinity to a block that is not ours; deleting it");
-                    let key = kv.key.clone();
+                    // Only while the block is still not ours: a release of this node may be
+                    // giving it back.
                     let revision = aff.revision;
-                    store::modify::<BlockAffinity, (), _>(
+                    store::modify_guarded::<BlockAffinity, AllocationBlock, (), _>(
                         self.backend.as_ref(),
-                        &key,
-                        Start::Guess(Some(aff)),
-                        |cur| match cur {
+                        &kv.key,
+                        &ipam_block_key(&cidr),
+                        |cur, block| match cur {
+                            _ if live(block).is_some_and(|b| b.host() == Some(node)) => {
+                                Ok(Decision::Keep(()))
+                            }
                             Some(s) if s.revision == revision => Ok(Decision::Delete(())),
                             _ => Ok(Decision::Keep(())),
                         },

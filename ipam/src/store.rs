@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fabric_datastore::ipam_model::{AllocationBlock, BlockAffinity, IpamHandle};
-use fabric_datastore::{Backend, BackendError, CasOutcome, KeyValue, Revision};
+use fabric_datastore::{Backend, BackendError, CasOutcome, KeyValue, Revision, TxnOp, TxnOutcome};
 use ipnet::IpNet;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -208,6 +208,78 @@ where
                 unavailable_pause(1).await;
                 current = get(backend, key).await?;
                 verified = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(IpamError::TooManyConflicts {
+        key: key.to_string(),
+        attempts: RETRIES,
+    })
+}
+
+/// Like [`modify`], but every write also requires a second key, the guard, to be unchanged
+/// since `decide` saw it: one transaction checks the guard's revision and writes the key. On
+/// a conflict on either, both are taken as they are now and `decide` runs again. Used where
+/// one object's change is only right while another stays as it was (a block given back to a
+/// node only while its claim stands; a pending claim dropped only while the block is not
+/// the node's). Always starts from a read of both: these paths are rare races.
+pub async fn modify_guarded<T, G, R, F>(
+    backend: &dyn Backend,
+    key: &str,
+    guard_key: &str,
+    mut decide: F,
+) -> Result<(R, Option<Stored<T>>), IpamError>
+where
+    T: IpamObject,
+    G: IpamObject,
+    F: FnMut(Option<&Stored<T>>, Option<&Stored<G>>) -> Result<Decision<T, R>, IpamError>,
+{
+    let mut current = get::<T>(backend, key).await?;
+    let mut guard = get::<G>(backend, guard_key).await?;
+    for attempt in 1..=RETRIES {
+        let (write, r) = match decide(current.as_ref(), guard.as_ref())? {
+            Decision::Keep(r) => return Ok((r, current)),
+            Decision::Delete(r) if current.is_none() => return Ok((r, None)),
+            Decision::Delete(r) => (None, r),
+            Decision::Put(value, r) => (Some(value), r),
+        };
+        let expected = current.as_ref().map_or(0, |s| s.revision);
+        let op = match &write {
+            Some(value) => TxnOp::Put {
+                key: key.to_string(),
+                value: encode(key, value)?,
+                expected,
+            },
+            None => TxnOp::Delete {
+                key: key.to_string(),
+                expected,
+            },
+        };
+        let check = TxnOp::Check {
+            key: guard_key.to_string(),
+            expected: guard.as_ref().map_or(0, |s| s.revision),
+        };
+        match backend.transaction(&[op, check]).await {
+            Ok(TxnOutcome::Committed(revision)) => {
+                return Ok((r, write.map(|value| Stored { value, revision })));
+            }
+            Ok(TxnOutcome::Current(now)) => {
+                current = now
+                    .first()
+                    .and_then(Option::as_ref)
+                    .map(decode)
+                    .transpose()?;
+                guard = now
+                    .get(1)
+                    .and_then(Option::as_ref)
+                    .map(decode)
+                    .transpose()?;
+            }
+            Err(e) if e.is_unavailable() => {
+                unavailable_pause(attempt).await;
+                current = get::<T>(backend, key).await?;
+                guard = get::<G>(backend, guard_key).await?;
             }
             Err(e) => return Err(e.into()),
         }
