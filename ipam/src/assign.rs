@@ -95,7 +95,11 @@ impl Ipam {
         let attr = attribute(&args.handle, &args.node, &args.attrs);
         let mut out = AssignedIps::default();
         // A new handle is the common case (one per pod sandbox): guess it absent.
-        let mut handle = Known::Guess(None);
+        let mut handle = if args.new_handle {
+            Known::New
+        } else {
+            Known::Guess(None)
+        };
         let families = [
             (Family::V4, args.num_v4, &args.pools_v4),
             (Family::V6, args.num_v6, &args.pools_v6),
@@ -396,6 +400,7 @@ impl Ipam {
             _ => Known::Read,
         };
         let known = std::mem::replace(&mut taking.handle, Known::Read);
+        let must_be_new = matches!(known, Known::New);
         let written = self
             .write_block(cidr, block, vec![(handle.clone(), known)], |cur| {
                 let Some(b) = cur else {
@@ -415,7 +420,12 @@ impl Ipam {
             })
             .await?;
         if let Some(after) = written.handle(&handle) {
-            taking.handle = Known::Fresh(after);
+            // A write that allocated nothing did not touch the handle: it must still be new.
+            taking.handle = if must_be_new && written.result.is_empty() {
+                Known::New
+            } else {
+                Known::Fresh(after)
+            };
         }
         taking
             .got

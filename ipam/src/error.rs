@@ -111,6 +111,13 @@ pub enum IpamError {
         /// The allocation's handle (`<none>` when it has none).
         actual: String,
     },
+    /// A request for a new handle found the handle already holding addresses (a retried
+    /// CNI ADD); nothing was assigned.
+    #[error("handle {handle} already holds addresses; nothing was assigned")]
+    HandleInUse {
+        /// The handle.
+        handle: String,
+    },
     /// `assign_ip` of an address that is already allocated.
     #[error("{ip} is already allocated (to handle {handle})")]
     AlreadyAllocated {

@@ -76,6 +76,10 @@ pub(crate) enum Known<T> {
     Guess(Option<T>),
     /// What the key held a moment ago, as read or written.
     Fresh(Option<T>),
+    /// Must be absent (a new handle): guessed absent, and when the transaction shows it
+    /// holds addresses, the write fails with [`IpamError::HandleInUse`] and nothing is
+    /// written. Saves the read a caller would otherwise make to find a retried request.
+    New,
 }
 
 /// What a stored decision returns.
@@ -104,6 +108,18 @@ struct HandleSlot {
     key: String,
     current: Option<Stored<IpamHandle>>,
     verified: bool,
+    /// From [`Known::New`]: holding addresses already is an error.
+    must_be_new: bool,
+}
+
+impl HandleSlot {
+    /// The error when the handle had to be new and turns out to hold addresses.
+    fn in_use(&self) -> Option<IpamError> {
+        let held = live(self.current.as_ref()).is_some_and(|h| !h.block.is_empty());
+        (self.must_be_new && held).then(|| IpamError::HandleInUse {
+            handle: self.id.clone(),
+        })
+    }
 }
 
 /// A handle's next value: `Some(None)` deletes it, `None` leaves it.
@@ -197,20 +213,24 @@ impl Ipam {
             Known::Read => (read_block_at(backend, &block_key).await?, true),
             Known::Guess(guess) => (guess, false),
             Known::Fresh(known) => (known, true),
+            Known::New => (None, false),
         };
         let mut slots = Vec::with_capacity(handles.len());
         for (id, known) in handles {
             let key = ipam_handle_key(&id);
+            let must_be_new = matches!(known, Known::New);
             let (current, verified) = match known {
                 Known::Read => (store::get::<IpamHandle>(backend, &key).await?, true),
                 Known::Guess(guess) => (guess, false),
                 Known::Fresh(known) => (known, true),
+                Known::New => (None, false),
             };
             slots.push(HandleSlot {
                 id,
                 key,
                 current,
                 verified,
+                must_be_new,
             });
         }
         let mut attempts = 0;
@@ -236,6 +256,7 @@ impl Ipam {
                         key,
                         current,
                         verified: true,
+                        must_be_new: false,
                     });
                 }
             }
@@ -338,6 +359,9 @@ impl Ipam {
                         let slot = &mut slots[*i];
                         slot.current = kv.as_ref().map(store::decode).transpose()?;
                         slot.verified = true;
+                        if let Some(e) = slot.in_use() {
+                            return Err(e);
+                        }
                     }
                 }
                 Err(e) if e.is_unavailable() => {
@@ -357,6 +381,9 @@ impl Ipam {
                         // sequence number included), and the handles went with it.
                         self.cache_shared(cidr, current);
                         return Ok(written(plan.result, slots));
+                    }
+                    if let Some(e) = slots.iter().find_map(HandleSlot::in_use) {
+                        return Err(e);
                     }
                 }
                 Err(e) => return Err(e.into()),

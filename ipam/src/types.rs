@@ -55,6 +55,11 @@ pub struct AutoAssignArgs {
     /// Labels of the pod's namespace, matched against pools' `namespaceSelector`; `None`
     /// skips that check (tunnel addresses, non-Kubernetes callers).
     pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// The handle must be new: when it already holds addresses (a retried CNI ADD), nothing
+    /// is assigned and [`crate::IpamError::HandleInUse`] says so. The allocation's own
+    /// transaction finds out (it creates the handle only if absent), so no read is needed
+    /// before it.
+    pub new_handle: bool,
 }
 
 /// The addresses an automatic assignment handed out.

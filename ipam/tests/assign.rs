@@ -574,3 +574,43 @@ async fn releasing_more_addresses_of_one_block_than_a_transaction_holds_frees_th
         "every handle went with its address"
     );
 }
+
+#[tokio::test]
+async fn a_new_handle_request_for_a_handle_that_holds_addresses_assigns_nothing() {
+    let (backend, ipam) = mem();
+    pool(&ipam, "p", "10.0.0.0/24", 29).await;
+    pool(&ipam, "p6", "fd00::/120", 125).await;
+    let new = |container: &str| AutoAssignArgs {
+        new_handle: true,
+        num_v6: 1,
+        ..pod("n1", container, 1)
+    };
+    let first = ipam.auto_assign(new("a")).await.unwrap();
+    assert_eq!(
+        (first.v4.len(), first.v6.len()),
+        (1, 1),
+        "both families, one handle"
+    );
+    let before = ipam.usage().await.unwrap();
+    let err = ipam.auto_assign(new("a")).await.unwrap_err();
+    assert!(
+        matches!(&err, IpamError::HandleInUse { handle } if handle == "k8s-pod-network.a"),
+        "{err}"
+    );
+    assert_eq!(ipam.usage().await.unwrap(), before, "nothing was assigned");
+    assert_eq!(
+        ipam.ips_by_handle("k8s-pod-network.a").await.unwrap().len(),
+        2
+    );
+    // From another process (no cache): the same.
+    let other = fabric_ipam::Ipam::from_backend(backend);
+    let err = other.auto_assign(new("a")).await.unwrap_err();
+    assert!(matches!(err, IpamError::HandleInUse { .. }), "{err}");
+    assert_eq!(ipam.usage().await.unwrap(), before);
+    // Without the flag, the handle gets more addresses (Calico's behaviour).
+    ipam.auto_assign(pod("n1", "a", 1)).await.unwrap();
+    assert_eq!(
+        ipam.ips_by_handle("k8s-pod-network.a").await.unwrap().len(),
+        3
+    );
+}
