@@ -46,6 +46,11 @@
 //! ipam.assign_ip(ip, &handle, &attrs, &node).await?;    // cni.projectcalico.org/ipAddrs
 //! ipam.release_by_handle(&handle).await?;                // DEL (idempotent)
 //! ```
+//! With `new_handle: true` a retried ADD is found by the allocation's own transaction
+//! ([`IpamError::HandleInUse`]) instead of a read before it. Where calico-node runs, the
+//! plugin asks its node-local [`service`] instead, which makes the same calls in a long-lived
+//! allocator.
+//!
 //! **calico-node**: tunnel addresses with `IntendedUse::Tunnel` and
 //! [`handles::tunnel_handle`]; [`Ipam::ips_by_handle`] to find its current one;
 //! [`Ipam::release_host_affinities`] when a node goes away.
@@ -72,6 +77,7 @@ mod inputs;
 mod pools;
 mod release;
 pub mod search;
+pub mod service;
 mod store;
 mod txn;
 mod types;
