@@ -119,6 +119,21 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> anyho
         bgp = Some((daemon, task));
     }
 
+    // The node-local IPAM service the CNI plugin asks first (see fabric_ipam::service).
+    let _ipam_service = match &s.ipam_socket {
+        Some(path) => Some(
+            fabric_ipam::service::Service::start(
+                fabric_ipam::Ipam::from_backend(backend.clone()),
+                &s.node_name,
+                path,
+            )
+            .await
+            .map_err(|e| anyhow!(error_chain(&e)))
+            .context("starting the IPAM service")?,
+        ),
+        None => None,
+    };
+
     let (felix_stop_tx, felix_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let felix = tokio::spawn(felix::run(felix_config, learned_rx, async move {
         let _ = felix_stop_rx.await;

@@ -106,6 +106,9 @@ pub struct NodeSettings {
     pub default_pool: Option<DefaultPool>,
     /// `CALICO_NODE_STATUS_SOCKET`.
     pub status_socket: PathBuf,
+    /// `CALICO_IPAM_SOCKET`: where the node-local IPAM service listens for the CNI plugin
+    /// (`none` or empty: no service).
+    pub ipam_socket: Option<PathBuf>,
     /// `CALICO_NODENAME_FILE`.
     pub nodename_file: PathBuf,
 }
@@ -262,6 +265,11 @@ impl NodeSettings {
             default_pool,
             status_socket: get("CALICO_NODE_STATUS_SOCKET")
                 .map_or_else(|| PathBuf::from(DEFAULT_STATUS_SOCKET), PathBuf::from),
+            ipam_socket: match get("CALICO_IPAM_SOCKET") {
+                None => Some(PathBuf::from(fabric_ipam::service::DEFAULT_SOCKET)),
+                Some(v) if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("none") => None,
+                Some(v) => Some(PathBuf::from(v)),
+            },
             nodename_file,
         })
     }

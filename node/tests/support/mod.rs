@@ -169,6 +169,10 @@ impl Cluster {
             n.socket.display().to_string(),
         );
         env.insert(
+            "CALICO_IPAM_SOCKET".into(),
+            n.socket.with_extension("ipam.sock").display().to_string(),
+        );
+        env.insert(
             "CALICO_NODENAME_FILE".into(),
             n.nodename_file.display().to_string(),
         );
