@@ -82,6 +82,8 @@ struct RawConf {
     #[serde(default)]
     log_file_path: Option<String>,
     #[serde(default)]
+    ipam_socket: Option<String>,
+    #[serde(default)]
     ipam: Option<RawIpam>,
     #[serde(default)]
     args: Option<Args>,
@@ -138,6 +140,10 @@ pub struct NetConf {
     pub log_level: Option<String>,
     /// `log_file_path`: logs go there (and to stderr), never to stdout.
     pub log_file_path: Option<PathBuf>,
+    /// `ipam_socket` (this project's extension): calico-node's IPAM service, asked before
+    /// the datastore; `Some("none")` turns it off. `None`: `CALICO_IPAM_SOCKET`, then the
+    /// default path.
+    pub ipam_socket: Option<String>,
     /// The IPAM section, if any.
     pub ipam: Option<IpamConf>,
     /// Pod labels from `args.cni.labels`.
@@ -317,6 +323,7 @@ impl NetConf {
                 .log_file_path
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
+            ipam_socket: conf.ipam_socket.filter(|s| !s.is_empty()),
             ipam,
             labels,
             prev_result,

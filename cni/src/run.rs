@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use fabric_datastore::Client;
-use fabric_ipam::Ipam;
 use serde_json::Value;
 
 use crate::config::NetConf;
@@ -83,8 +82,7 @@ async fn dispatch(plugin: Plugin, conf: &NetConf, env: &CniEnv) -> Result<Option
             crate::calico_plugin::run(conf, env, async || connect(conf).await).await?
         }
         Plugin::CalicoIpam => {
-            let client = connect(conf).await?;
-            crate::ipam_plugin::run(conf, env, &Ipam::new(client)).await?
+            crate::ipam_plugin::run(conf, env, async || connect(conf).await).await?
         }
     };
     Ok(result.map(|r| r.to_version(&conf.cni_version)))

@@ -227,6 +227,8 @@ impl Harness {
             "log_level": "debug",
             "nodename": self.node,
             "mtu": 1450,
+            // The plugins' own datastore path; tests/ipam_service.rs covers the service.
+            "ipam_socket": "none",
             "ipam": {"type": ipam_type, "ipv4_pools": [self.pool]},
         });
         self.add_datastore(&mut c);
