@@ -6,6 +6,7 @@
 
 mod support;
 
+use fabric_ipam::service::{self, ServiceReply, ServiceRequest};
 use std::time::Duration;
 
 use fabric_api::{IPPool, Node};
@@ -48,6 +49,38 @@ fn mesh_with_block_routes(mut cluster: Cluster) {
     let pools: Vec<IPPool> = rt.block_on(client.list(None)).unwrap();
     assert_eq!(pools.len(), 1);
     assert_eq!(pools[0].spec.cidr, "10.244.0.0/16");
+
+    // calico-node serves its own node's allocations on its IPAM socket (what calico-ipam
+    // asks first); the address comes from a block affine to that node.
+    let ipam = fabric_ipam::Ipam::new(client.clone());
+    for n in &cluster.nodes {
+        let path = n.socket.with_extension("ipam.sock");
+        let handle = format!("k8s-pod-network.svc-{}", n.name);
+        let assign = ServiceRequest::Assign {
+            node: n.name.clone(),
+            handle: handle.clone(),
+            attrs: Default::default(),
+            num_v4: 1,
+            num_v6: 0,
+            pools_v4: Vec::new(),
+            pools_v6: Vec::new(),
+        };
+        let reply = rt.block_on(service::request(&path, &assign)).unwrap();
+        let ServiceReply::Ips { ips, held: false } = reply else {
+            panic!("{}: {reply:?}", n.name)
+        };
+        let info = rt
+            .block_on(ipam.get_assignment_attributes(ips[0]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.block_owner.as_deref(), Some(n.name.as_str()));
+        let release = ServiceRequest::ReleaseHandle {
+            node: n.name.clone(),
+            handle,
+        };
+        let reply = rt.block_on(service::request(&path, &release)).unwrap();
+        assert!(matches!(reply, ServiceReply::Ips { .. }), "{reply:?}");
+    }
 
     // A pod on each node: each node's block reaches the two others, one route each, via
     // the owning node.
