@@ -15,6 +15,7 @@ use clap::Parser;
 use fabric_api::ippool::IPPoolSpec;
 use fabric_api::{IPPool, ObjectMeta};
 use fabric_datastore::{Client, SqliteBackend};
+use fabric_ipam::service::Service;
 use fabric_testkit::{Netns, bench_report};
 use serde_json::{Value, json};
 
@@ -80,11 +81,13 @@ fn main() -> Result<()> {
     for round in 0..args.rounds {
         eprintln!("round {}", round + 1);
         if round % 2 == 0 {
-            calico_round(&args, &plugins, &mut samples)?;
+            calico_round(&args, &plugins, Ipam::Plugin, &mut samples)?;
+            calico_round(&args, &plugins, Ipam::Service, &mut samples)?;
             bridge_round(&args, &mut samples)?;
         } else {
             bridge_round(&args, &mut samples)?;
-            calico_round(&args, &plugins, &mut samples)?;
+            calico_round(&args, &plugins, Ipam::Service, &mut samples)?;
+            calico_round(&args, &plugins, Ipam::Plugin, &mut samples)?;
         }
     }
     let body = table(&samples);
@@ -211,7 +214,16 @@ fn add_and_del(
     Ok(())
 }
 
-fn calico_round(args: &Args, plugins: &Path, samples: &mut Samples) -> Result<()> {
+/// Where `calico-ipam` gets its addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ipam {
+    /// The plugin opens the datastore itself (`ipam_socket: none`).
+    Plugin,
+    /// calico-node's IPAM service on the node (`fabric_ipam::service`), run in this process.
+    Service,
+}
+
+fn calico_round(args: &Args, plugins: &Path, ipam: Ipam, samples: &mut Samples) -> Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let db = dir.path().join("calico.db");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -244,6 +256,35 @@ fn calico_round(args: &Args, plugins: &Path, samples: &mut Samples) -> Result<()
         "sqlite_path": db.display().to_string(),
         "ipam": {"type": "calico-ipam"},
     });
+    let mut conf = conf;
+    // The service runs on its own threads while the plugins run.
+    let service_runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let (_service, names) = match ipam {
+        Ipam::Plugin => {
+            conf["ipam_socket"] = json!("none");
+            (None, ("calico ADD", "calico DEL"))
+        }
+        Ipam::Service => {
+            let path = dir.path().join("ipam.sock");
+            let backend =
+                SqliteBackend::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let service = service_runtime
+                .block_on(Service::start(
+                    fabric_ipam::Ipam::from_backend(std::sync::Arc::new(backend)),
+                    "bench-node",
+                    &path,
+                ))
+                .context("starting the IPAM service")?;
+            conf["ipam_socket"] = json!(path.display().to_string());
+            (
+                Some(service),
+                (
+                    "calico ADD, IPAM via calico-node",
+                    "calico DEL, IPAM via calico-node",
+                ),
+            )
+        }
+    };
     let cni_path = format!("{}:{DEBIAN_CNI}", plugins.display());
     add_and_del(
         &host,
@@ -251,7 +292,7 @@ fn calico_round(args: &Args, plugins: &Path, samples: &mut Samples) -> Result<()
         &conf,
         &pods,
         &cni_path,
-        ("calico ADD", "calico DEL"),
+        names,
         samples,
     )?;
     let left = host.ip("-o link show");
@@ -307,8 +348,10 @@ fn table(samples: &Samples) -> String {
     );
     let order = [
         "calico ADD",
+        "calico ADD, IPAM via calico-node",
         "bridge + host-local ADD",
         "calico DEL",
+        "calico DEL, IPAM via calico-node",
         "bridge + host-local DEL",
     ];
     for name in order {
@@ -337,9 +380,16 @@ fn table(samples: &Samples) -> String {
     };
     if let (Some(c), Some(b)) = (p50("calico ADD"), p50("bridge + host-local ADD")) {
         out.push_str(&format!(
-            "\nMedian ADD: calico / bridge + host-local = **{:.2}x**.\n",
+            "\nMedian ADD: calico / bridge + host-local = **{:.2}x**",
             c.as_secs_f64() / b.as_secs_f64().max(1e-9)
         ));
+        if let Some(v) = p50("calico ADD, IPAM via calico-node") {
+            out.push_str(&format!(
+                "; calico with IPAM via calico-node / bridge + host-local = **{:.2}x**",
+                v.as_secs_f64() / b.as_secs_f64().max(1e-9)
+            ));
+        }
+        out.push_str(".\n");
     }
     out
 }
@@ -364,6 +414,10 @@ fn section(args: &Args, load: &str, body: &str) -> String {
          block), creates the veth `cali<hash>` with its peer in the pod, sets sysctls, the pod's \
          /32 and routes and the host route, and writes the WorkloadEndpoint (one sqlite transaction \
          with fsync). DEL removes the veth, releases by handle and deletes the endpoint. \
+         **calico, IPAM via calico-node**: the same, but `calico-ipam` asks calico-node's IPAM \
+         service on the node's Unix socket (`fabric_ipam::service`, run in the benchmark process \
+         with its inputs watched and the node's blocks cached) instead of opening the datastore \
+         itself; the rows without it set `ipam_socket: none`. \
          **bridge + host-local**: Debian's `containernetworking-plugins` `bridge` (`isGateway: true`) \
          with `host-local` (files in a temporary directory), no datastore.\n\n\
          Date {date}; machine: {machine}, 1-minute load average {load} at the start; build: release. \

@@ -16,6 +16,7 @@ use clap::Parser;
 use fabric_api::ippool::IPPoolSpec;
 use fabric_api::{IPPool, ObjectMeta};
 use fabric_datastore::{Backend, EtcdBackend, SqliteBackend};
+use fabric_ipam::service::Service;
 use fabric_ipam::{Ipam, IpamConfig};
 use fabric_testkit::{EtcdServer, bench_report};
 use run::{Tally, ValueSize};
@@ -50,12 +51,19 @@ struct Args {
     idle_wait: u64,
 }
 
+/// The allocation modes, in the order of a round's tallies after the two references.
+const MODES: [&str; 3] = [
+    "inputs read per request",
+    "inputs watched",
+    "CNI requests via calico-node's IPAM service",
+];
+
 /// One store's rounds: reference CAS (small values), reference CAS (block-sized values),
-/// allocations reading their inputs per request, and allocations with watched inputs.
+/// then one tally per allocation mode ([`MODES`]).
 struct StoreRuns {
     store: &'static str,
     reference: &'static str,
-    rounds: Vec<[Tally; 4]>,
+    rounds: Vec<[Tally; 5]>,
 }
 
 fn main() -> Result<()> {
@@ -133,12 +141,32 @@ async fn allocation_round(
     Ok(tally)
 }
 
+async fn service_round(
+    services: &[(Service, String)],
+    backend: &dyn Backend,
+    run: &str,
+    duration: Duration,
+) -> Result<Tally> {
+    let targets: Vec<(PathBuf, String)> = services
+        .iter()
+        .map(|(s, node)| (s.path().to_path_buf(), node.clone()))
+        .collect();
+    let before = backend.revision().await?;
+    let cpu = run::process_cpu();
+    let mut tally = run::service_allocations(&targets, run, duration).await?;
+    tally.cpu = run::process_cpu().saturating_sub(cpu);
+    tally.writes = backend.revision().await? - before;
+    Ok(tally)
+}
+
 /// The clients of one store: `n` allocators reading their inputs per request, `n` with
-/// watched inputs, and `n` backend handles for the reference.
+/// watched inputs, `n` node-local IPAM services (started after the setup), and `n` backend
+/// handles for the reference.
 struct Clients {
     backends: Vec<Arc<dyn Backend>>,
     reading: Vec<Ipam>,
     watching: Vec<Ipam>,
+    services: Vec<(Service, String)>,
 }
 
 async fn clients(n: usize, open: impl AsyncFn() -> Result<Arc<dyn Backend>>) -> Result<Clients> {
@@ -146,6 +174,7 @@ async fn clients(n: usize, open: impl AsyncFn() -> Result<Arc<dyn Backend>>) -> 
         backends: Vec::new(),
         reading: Vec::new(),
         watching: Vec::new(),
+        services: Vec::new(),
     };
     for _ in 0..n {
         c.backends.push(open().await?);
@@ -180,12 +209,23 @@ async fn measure(args: &Args, db: &Path, endpoint: &str) -> Result<(Vec<StoreRun
         Ok(Arc::new(b) as Arc<dyn Backend>)
     })
     .await?;
-    for c in [&etcd, &sqlite] {
+    let (mut etcd, mut sqlite) = (etcd, sqlite);
+    for (store, c) in [("etcd", &mut etcd), ("sqlite", &mut sqlite)] {
         setup(&c.reading[0]).await?;
         for ipam in &c.watching {
             ipam.watch_inputs()
                 .await
                 .context("watching the IPAM inputs")?;
+        }
+        // One calico-node IPAM service per node, each with its own connection.
+        for i in 0..args.allocators {
+            let node = format!("svc-{store}-node{i}");
+            let path = db.with_file_name(format!("{node}.sock"));
+            let ipam = Ipam::from_backend(c.backends[i].clone());
+            let service = Service::start(ipam, &node, &path)
+                .await
+                .with_context(|| format!("starting the IPAM service of {node}"))?;
+            c.services.push((service, node));
         }
     }
     let mut etcd_runs = StoreRuns {
@@ -220,7 +260,10 @@ async fn measure(args: &Args, db: &Path, endpoint: &str) -> Result<(Vec<StoreRun
         let b = etcd.backends[0].as_ref();
         let reading = allocation_round(&etcd.reading, b, &format!("er{round}"), duration).await?;
         let watching = allocation_round(&etcd.watching, b, &format!("ew{round}"), duration).await?;
-        etcd_runs.rounds.push([cas, big, reading, watching]);
+        let service = service_round(&etcd.services, b, &format!("es{round}"), duration).await?;
+        etcd_runs
+            .rounds
+            .push([cas, big, reading, watching, service]);
     }
     for round in 0..args.rounds {
         if !want("sqlite") {
@@ -246,7 +289,10 @@ async fn measure(args: &Args, db: &Path, endpoint: &str) -> Result<(Vec<StoreRun
         let reading = allocation_round(&sqlite.reading, b, &format!("sr{round}"), duration).await?;
         let watching =
             allocation_round(&sqlite.watching, b, &format!("sw{round}"), duration).await?;
-        sqlite_runs.rounds.push([cas, big, reading, watching]);
+        let service = service_round(&sqlite.services, b, &format!("ss{round}"), duration).await?;
+        sqlite_runs
+            .rounds
+            .push([cas, big, reading, watching, service]);
     }
     let runs = [etcd_runs, sqlite_runs]
         .into_iter()
@@ -274,7 +320,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The Markdown table: every round, then the medians.
 fn table(runs: &[StoreRuns], n: usize) -> String {
-    const MODES: [&str; 2] = ["inputs read per request", "inputs watched"];
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -282,8 +327,8 @@ fn table(runs: &[StoreRuns], n: usize) -> String {
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for s in runs {
-        for (i, [cas, big, reading, watching]) in s.rounds.iter().enumerate() {
-            for (mode, alloc) in MODES.iter().zip([reading, watching]) {
+        for (i, [cas, big, modes @ ..]) in s.rounds.iter().enumerate() {
+            for (mode, alloc) in MODES.iter().zip(modes) {
                 let _ = writeln!(
                     out,
                     "| {} | {} | {} | {} | {mode} | {} | {:.2} | {:.2} / {:.2} | {:.2} | {:.0} |",
@@ -347,7 +392,6 @@ fn table(runs: &[StoreRuns], n: usize) -> String {
 /// rounds of allocations/s over the per-key CAS rate (~200 B values).
 fn verdict(runs: &[StoreRuns]) -> String {
     const GOAL: f64 = 0.5;
-    const MODES: [&str; 2] = ["inputs read per request", "inputs watched"];
     let mut out = String::from("\n");
     for s in runs {
         let ratio = |k: usize| {
@@ -411,14 +455,19 @@ also claims a block in two phases). Reference: {n} writers compare-and-swapping 
 on the same store in the same run, with ~200-byte values (the reference of the goal) and with \
 ~5 KB values (an average block): raw `etcd-client` transactions (`mod_revision == rev` then \
 put, else get) for etcd, `Backend::compare_and_swap` for sqlite. Each round runs both \
-references, then allocations in two modes, {secs} s each; the summary gives medians over the \
+references, then allocations in three modes, {secs} s each; the summary gives medians over the \
 rounds, and the median of each round's allocations / reference ratio. An allocation is one \
 datastore transaction (`Backend::transaction`): a compare-and-swap of the node's block (~5 KB, \
 cached, so no read before it) and the creation of the handle (`mod_revision == 0`), applied \
 together or not at all, so a crash can never leave a handle that disagrees with the blocks; \
 plus, in the mode \"inputs read per request\" (what a CNI process does), one range read of the \
 IPAM inputs (pools, reservations, configuration); \"inputs watched\" is a long-lived allocator \
-with `Ipam::watch_inputs`. One transaction per allocation puts the ceiling near the per-key \
+with `Ipam::watch_inputs`; \"CNI requests via calico-node's IPAM service\" runs {n} \
+node-local IPAM services (`fabric_ipam::service`, one per node, each with its own connection \
+and watched inputs) in the benchmark process, and {n} clients that each open a new Unix \
+connection per pod and send one `assign`, as the `calico-ipam` plugin does on a node running \
+calico-node (the allocation is a new-handle assignment, so a retried ADD is found without a \
+read). One transaction per allocation puts the ceiling near the per-key \
 CAS rate of block-sized values; the JSON encoding and decoding of the block and the \
 allocators' bookkeeping are on top of it. \"Writes per allocation\" is the store revision \
 delta divided by the allocations (a transaction is one revision; block claims add two); \

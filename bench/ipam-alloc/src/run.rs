@@ -2,6 +2,7 @@
 //! writers compare-and-swapping their own key (straight through `etcd-client`, or through a
 //! `Backend`), the reference rate of the same store.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use fabric_datastore::{Backend, CasOutcome};
 use fabric_ipam::handles::pod_handle;
+use fabric_ipam::service::{self, ServiceReply, ServiceRequest};
 use fabric_ipam::{AutoAssignArgs, Ipam};
 use tokio::task::JoinSet;
 
@@ -222,6 +224,56 @@ pub async fn allocations(ipams: &[Ipam], run: &str, duration: Duration) -> Resul
                 ipam.auto_assign(args)
                     .await
                     .with_context(|| format!("allocation {n} on {node}"))?;
+                tally.ok += 1;
+                tally.latencies.push(t.elapsed());
+            }
+            Ok(tally)
+        });
+    }
+    collect(tasks, started).await
+}
+
+/// One client per node-local IPAM service, as the `calico-ipam` CNI plugin asks calico-node:
+/// a new Unix connection and one `assign` request (which reads the handle first, as for a
+/// retried ADD) per pod address.
+pub async fn service_allocations(
+    services: &[(PathBuf, String)],
+    run: &str,
+    duration: Duration,
+) -> Result<Tally> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = JoinSet::new();
+    for (i, (path, node)) in services.iter().enumerate() {
+        let (path, node, run) = (path.clone(), node.clone(), run.to_string());
+        tasks.spawn(async move {
+            let mut tally = Tally::default();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let t = Instant::now();
+                let request = ServiceRequest::Assign {
+                    node: node.clone(),
+                    handle: pod_handle(&format!("{run}-{i}-{n}")),
+                    attrs: [
+                        ("pod".to_string(), format!("pod-{i}-{n}")),
+                        ("namespace".to_string(), "bench".to_string()),
+                    ]
+                    .into(),
+                    num_v4: 1,
+                    num_v6: 0,
+                    pools_v4: Vec::new(),
+                    pools_v6: Vec::new(),
+                };
+                match service::request(&path, &request)
+                    .await
+                    .with_context(|| format!("allocation {n} on {node}"))?
+                {
+                    ServiceReply::Ips { .. } => {}
+                    ServiceReply::Error { kind, message } => {
+                        bail!("allocation {n} on {node}: {kind:?}: {message}")
+                    }
+                }
                 tally.ok += 1;
                 tally.latencies.push(t.elapsed());
             }
