@@ -195,6 +195,15 @@ pub async fn backend_cas(
     Ok(total)
 }
 
+/// The owner attributes of the `n`th pod of allocator `i`.
+fn pod_attrs(i: usize, n: u64) -> std::collections::BTreeMap<String, String> {
+    [
+        ("pod".to_string(), format!("pod-{i}-{n}")),
+        ("namespace".to_string(), "bench".to_string()),
+    ]
+    .into()
+}
+
 /// One allocator per IPAM client, each on its own node, one pod address per `auto_assign`.
 pub async fn allocations(ipams: &[Ipam], run: &str, duration: Duration) -> Result<Tally> {
     let started = Instant::now();
@@ -213,11 +222,7 @@ pub async fn allocations(ipams: &[Ipam], run: &str, duration: Duration) -> Resul
                 let args = AutoAssignArgs {
                     node: node.clone(),
                     handle: pod_handle(&format!("{run}-{i}-{n}")),
-                    attrs: [
-                        ("pod".to_string(), format!("pod-{i}-{n}")),
-                        ("namespace".to_string(), "bench".to_string()),
-                    ]
-                    .into(),
+                    attrs: pod_attrs(i, n),
                     num_v4: 1,
                     ..AutoAssignArgs::default()
                 };
@@ -234,8 +239,8 @@ pub async fn allocations(ipams: &[Ipam], run: &str, duration: Duration) -> Resul
 }
 
 /// One client per node-local IPAM service, as the `calico-ipam` CNI plugin asks calico-node:
-/// a new Unix connection and one `assign` request (which reads the handle first, as for a
-/// retried ADD) per pod address.
+/// a new Unix connection and one `assign` request per pod address (a new-handle assignment,
+/// so a retried ADD would be found without a read).
 pub async fn service_allocations(
     services: &[(PathBuf, String)],
     run: &str,
@@ -255,11 +260,7 @@ pub async fn service_allocations(
                 let request = ServiceRequest::Assign {
                     node: node.clone(),
                     handle: pod_handle(&format!("{run}-{i}-{n}")),
-                    attrs: [
-                        ("pod".to_string(), format!("pod-{i}-{n}")),
-                        ("namespace".to_string(), "bench".to_string()),
-                    ]
-                    .into(),
+                    attrs: pod_attrs(i, n),
                     num_v4: 1,
                     num_v6: 0,
                     pools_v4: Vec::new(),
