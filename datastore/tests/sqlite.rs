@@ -209,3 +209,34 @@ async fn a_version_1_file_is_upgraded_keeping_its_data_and_history() {
         .unwrap();
     assert_eq!(version, 2);
 }
+
+#[test]
+fn several_processes_opening_a_new_file_at_once_all_succeed() {
+    // Three calico-nodes starting together on a new file: each switches it to WAL mode and
+    // creates the schema at the same moment (sqlite answers one of them busy without waiting).
+    let worker = env!("CARGO_BIN_EXE_fabric-datastore-cas-worker");
+    for round in 0..15 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calico.db");
+        let children: Vec<_> = (0..6)
+            .map(|i| {
+                std::process::Command::new(worker)
+                    .arg("--sqlite")
+                    .arg(&path)
+                    .args(["--key", &format!("/k/{i}"), "--increments", "1"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -111,8 +111,25 @@ impl SqliteBackend {
                 path: lock_path.clone(),
                 source,
             })?;
-        let mut writer = store::open_connection(&path, &options)?;
-        store::init_schema(&mut writer, &path)?;
+        // Several processes opening a new file at once (calico-nodes starting together) race
+        // to switch it to WAL mode and create the schema; sqlite answers some of those steps
+        // busy without calling the busy handler (waiting could deadlock), so the whole open
+        // is retried while the busy timeout lasts.
+        let started = std::time::Instant::now();
+        let writer = loop {
+            let opened = store::open_connection(&path, &options).and_then(|mut conn| {
+                store::init_schema(&mut conn, &path)?;
+                Ok(conn)
+            });
+            match opened {
+                Err(BackendError::Unavailable { .. })
+                    if started.elapsed() < options.busy_timeout =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => break other?,
+            }
+        };
         tracing::debug!(path = %path.display(), "sqlite datastore opened");
         Ok(SqliteBackend {
             inner: Arc::new(SqliteInner {
