@@ -119,18 +119,20 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> anyho
         bgp = Some((daemon, task));
     }
 
-    // The node-local IPAM service the CNI plugin asks first (see fabric_ipam::service).
+    // The node-local IPAM service the CNI plugin asks first (see fabric_ipam::service). It
+    // only saves work: without it the plugin uses the datastore, so a failure to start it is
+    // logged and the node runs on.
     let _ipam_service = match &s.ipam_socket {
-        Some(path) => Some(
-            fabric_ipam::service::Service::start(
-                fabric_ipam::Ipam::from_backend(backend.clone()),
-                &s.node_name,
-                path,
-            )
-            .await
-            .map_err(|e| anyhow!(error_chain(&e)))
-            .context("starting the IPAM service")?,
-        ),
+        Some(path) => {
+            let ipam = fabric_ipam::Ipam::from_backend(backend.clone());
+            match fabric_ipam::service::Service::start(ipam, &s.node_name, path).await {
+                Ok(service) => Some(service),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %error_chain(&e), "cannot start the IPAM service; the CNI plugin will use the datastore");
+                    None
+                }
+            }
+        }
         None => None,
     };
 

@@ -125,6 +125,17 @@ fn mesh_with_block_routes(mut cluster: Cluster) {
 }
 
 #[test]
+fn a_node_whose_ipam_socket_cannot_be_created_still_joins_the_mesh() {
+    let mut cluster = Cluster::new(2, |dir| Store::Sqlite(dir.join("calico.db")));
+    // The socket's directory would be below a regular file.
+    cluster.start(0, &[("CALICO_IPAM_SOCKET", "/proc/version/ipam.sock")]);
+    cluster.start(1, &[]);
+    cluster.wait_mesh(MESH_TIMEOUT);
+    let log = cluster.log(0);
+    assert!(log.contains("cannot start the IPAM service"), "{log}");
+}
+
+#[test]
 fn three_nodes_on_sqlite_form_a_mesh_and_route_each_others_blocks() {
     let cluster = Cluster::new(3, |dir| Store::Sqlite(dir.join("calico.db")));
     mesh_with_block_routes(cluster);
