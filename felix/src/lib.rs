@@ -8,6 +8,7 @@
 pub mod calc;
 pub mod daemon;
 pub mod dataplane;
+pub mod logging;
 
 pub use calc::{CalcGraph, ConfigOverrides, LearnedRoute, Settings};
 pub use daemon::{ConfigError, FelixConfig, FelixError, HealthReport, LearnedRoutesUpdate, run};

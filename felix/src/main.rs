@@ -4,10 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    init_logging();
+    felix::logging::init(&["FELIX_LOGSEVERITYSCREEN"]);
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -16,25 +15,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `RUST_LOG` if set, else `FELIX_LOGSEVERITYSCREEN` (Calico's levels), else `info`.
-fn init_logging() {
-    let level = std::env::var("FELIX_LOGSEVERITYSCREEN")
-        .ok()
-        .map(|l| match l.to_ascii_lowercase().as_str() {
-            "debug" => "debug",
-            "warning" | "warn" => "warn",
-            "error" | "fatal" | "panic" => "error",
-            _ => "info",
-        })
-        .unwrap_or("info");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 fn run() -> anyhow::Result<()> {

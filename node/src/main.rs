@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use calico_node::{RunConfig, probes};
-use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: calico-node [-felix] [-bird] | -startup | [-felix-ready] [-bird-ready] \
                      | [-felix-live] [-bird-live] | -v";
@@ -54,7 +53,7 @@ fn main() -> ExitCode {
     if flags.felix_ready || flags.bird_ready || flags.felix_live || flags.bird_live {
         return probe(&flags);
     }
-    init_logging();
+    felix::logging::init(&["CALICO_STARTUP_LOGLEVEL", "FELIX_LOGSEVERITYSCREEN"]);
     match main_run(flags.startup) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -100,25 +99,6 @@ fn probe(flags: &Flags) -> ExitCode {
         }
         ExitCode::FAILURE
     }
-}
-
-fn init_logging() {
-    let level = std::env::var("CALICO_STARTUP_LOGLEVEL")
-        .or_else(|_| std::env::var("FELIX_LOGSEVERITYSCREEN"))
-        .ok()
-        .map(|l| match l.to_ascii_lowercase().as_str() {
-            "debug" => "debug",
-            "warning" | "warn" => "warn",
-            "error" | "fatal" | "panic" => "error",
-            _ => "info",
-        })
-        .unwrap_or("info");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 fn main_run(startup_only: bool) -> anyhow::Result<()> {
