@@ -137,7 +137,7 @@ fn failed(e: &IpamError) -> ServiceReply {
 }
 
 /// Answers one request with `ipam` for `node`.
-pub async fn handle_request(ipam: &Ipam, node: &str, request: ServiceRequest) -> ServiceReply {
+async fn handle_request(ipam: &Ipam, node: &str, request: ServiceRequest) -> ServiceReply {
     if request.node() != node {
         return ServiceReply::Error {
             kind: ServiceErrorKind::WrongNode,
