@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
-use fabric_datastore::{Backend, CasOutcome};
+use fabric_datastore::{Backend, CasOutcome, TxnOp as BackendTxnOp, TxnOutcome};
 use fabric_ipam::handles::pod_handle;
 use fabric_ipam::service::{self, ServiceReply, ServiceRequest};
 use fabric_ipam::{AutoAssignArgs, Ipam};
@@ -75,26 +75,33 @@ impl Tally {
     }
 }
 
-/// The size of the reference writes' values.
+/// The shape of the reference writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueSize {
-    /// A small Calico object (~200 bytes of JSON), as the datastore benchmark and the
-    /// reference measurement use.
+    /// A compare-and-swap of one small Calico object (~200 bytes of JSON), as the datastore
+    /// benchmark and the goal use.
     Small,
-    /// A half-full /26 block's JSON (~5 KB: the average block write of the allocations).
-    Block,
+    /// What an allocation writes, without the allocator: one transaction that
+    /// compare-and-swaps a half-full /26 block's JSON (~5 KB, the average block write of the
+    /// allocations) and creates a new ~200-byte handle key.
+    AllocationShaped,
 }
 
 fn value(n: u64, size: ValueSize) -> String {
     let attribute = r#"{"handle_id":"k8s-pod-network.0123456789abcdef","secondary":{"namespace":"bench","node":"node-1","pod":"web-0"}}"#;
     let count = match size {
         ValueSize::Small => 1,
-        ValueSize::Block => 40,
+        ValueSize::AllocationShaped => 40,
     };
     let attributes = vec![attribute; count].join(",");
     format!(
         r#"{{"n":{n},"cidr":"10.0.1.0/26","affinity":"host:node-1","attributes":[{attributes}]}}"#
     )
+}
+
+/// The `n`th new key an allocation-shaped reference write creates beside `key`.
+fn handle_key(key: &str, n: u64) -> String {
+    format!("{key}/handle/{n}")
 }
 
 async fn collect(mut tasks: JoinSet<Result<Tally>>, started: Instant) -> Result<Tally> {
@@ -107,7 +114,8 @@ async fn collect(mut tasks: JoinSet<Result<Tally>>, started: Instant) -> Result<
 }
 
 /// Raw etcd: one task per client, each compare-and-swapping its own key (`mod_revision ==
-/// rev then put else get`, one round trip per attempt) until `duration` has passed.
+/// rev then put else get`, one round trip per attempt; allocation-shaped: also
+/// `create_revision == 0` of a new key, then put it) until `duration` has passed.
 pub async fn raw_etcd_cas(
     clients: &[Client],
     run: &str,
@@ -129,9 +137,20 @@ pub async fn raw_etcd_cas(
             while Instant::now() < deadline {
                 n += 1;
                 let t = Instant::now();
+                let mut when = vec![Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)];
+                let mut then = vec![TxnOp::put(key.as_str(), value(n, size), None)];
+                if size == ValueSize::AllocationShaped {
+                    let handle = handle_key(&key, n);
+                    when.push(Compare::create_revision(
+                        handle.as_str(),
+                        CompareOp::Equal,
+                        0,
+                    ));
+                    then.push(TxnOp::put(handle, value(n, ValueSize::Small), None));
+                }
                 let txn = Txn::new()
-                    .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
-                    .and_then([TxnOp::put(key.as_str(), value(n, size), None)])
+                    .when(when)
+                    .and_then(then)
                     .or_else([TxnOp::get(key.as_str(), None)]);
                 let resp = kv.txn(txn).await?;
                 if resp.succeeded() {
@@ -156,7 +175,8 @@ pub async fn raw_etcd_cas(
     Ok(total)
 }
 
-/// Through the `Backend`: one task per backend handle, each compare-and-swapping its own key.
+/// Through the `Backend`: one task per backend handle, each compare-and-swapping its own key
+/// (allocation-shaped: in a `Backend::transaction` that also creates a new key).
 pub async fn backend_cas(
     backends: &[Arc<dyn Backend>],
     run: &str,
@@ -177,7 +197,32 @@ pub async fn backend_cas(
             while Instant::now() < deadline {
                 n += 1;
                 let t = Instant::now();
-                match backend.compare_and_swap(&key, &value(n, size), rev).await? {
+                let outcome = match size {
+                    ValueSize::Small => {
+                        backend.compare_and_swap(&key, &value(n, size), rev).await?
+                    }
+                    ValueSize::AllocationShaped => {
+                        let ops = [
+                            BackendTxnOp::Put {
+                                key: key.clone(),
+                                value: value(n, size),
+                                expected: rev,
+                            },
+                            BackendTxnOp::Put {
+                                key: handle_key(&key, n),
+                                value: value(n, ValueSize::Small),
+                                expected: 0,
+                            },
+                        ];
+                        match backend.transaction(&ops).await? {
+                            TxnOutcome::Committed(r) => CasOutcome::Swapped(r),
+                            TxnOutcome::Current(now) => {
+                                CasOutcome::Current(now.into_iter().next().flatten())
+                            }
+                        }
+                    }
+                };
+                match outcome {
                     CasOutcome::Swapped(r) => {
                         rev = r;
                         tally.ok += 1;
