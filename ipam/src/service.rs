@@ -9,10 +9,16 @@
 //! datastore. Each request is exactly the call the plugin would make itself, so a request
 //! that dies with the connection is retried safely by the plugin (ADD is idempotent by
 //! handle).
+//!
+//! The service's writes (assign, release) run one at a time, like the host-wide IPAM lock of
+//! Calico's plugin: every request of a node changes the same few blocks, so concurrent ones
+//! would only make each other's compare-and-swap fail and retry (16 concurrent requests made
+//! about 170 allocations/s that way, against about 1,000 in turn). Reads run at once.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -136,8 +142,18 @@ fn failed(e: &IpamError) -> ServiceReply {
     }
 }
 
-/// Answers one request with `ipam` for `node`.
-async fn handle_request(ipam: &Ipam, node: &str, request: ServiceRequest) -> ServiceReply {
+/// What every connection of one service shares.
+#[derive(Debug)]
+struct Served {
+    ipam: Ipam,
+    node: String,
+    /// Held by each write for its whole run: one node's writes go one at a time (FIFO).
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// Answers one request for the served node.
+async fn handle_request(served: &Served, request: ServiceRequest) -> ServiceReply {
+    let (ipam, node) = (&served.ipam, served.node.as_str());
     if request.node() != node {
         return ServiceReply::Error {
             kind: ServiceErrorKind::WrongNode,
@@ -157,6 +173,7 @@ async fn handle_request(ipam: &Ipam, node: &str, request: ServiceRequest) -> Ser
             pools_v4,
             pools_v6,
         } => {
+            let _turn = served.writes.lock().await;
             let args = AutoAssignArgs {
                 node,
                 handle,
@@ -182,11 +199,13 @@ async fn handle_request(ipam: &Ipam, node: &str, request: ServiceRequest) -> Ser
                 Err(e) => failed(&e),
             }
         }
-        ServiceRequest::ReleaseHandle { handle, .. } => match ipam.release_by_handle(&handle).await
-        {
-            Ok(ips) => ServiceReply::Ips { ips, held: false },
-            Err(e) => failed(&e),
-        },
+        ServiceRequest::ReleaseHandle { handle, .. } => {
+            let _turn = served.writes.lock().await;
+            match ipam.release_by_handle(&handle).await {
+                Ok(ips) => ServiceReply::Ips { ips, held: false },
+                Err(e) => failed(&e),
+            }
+        }
         ServiceRequest::IpsByHandle { handle, .. } => match ipam.ips_by_handle(&handle).await {
             Ok(ips) => ServiceReply::Ips { ips, held: false },
             Err(e) => failed(&e),
@@ -224,9 +243,13 @@ impl Service {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
-        let node = node.to_string();
         tracing::info!(path = %path.display(), node, "IPAM service listening");
-        let task = tokio::spawn(accept(listener, ipam, node));
+        let served = Arc::new(Served {
+            ipam,
+            node: node.to_string(),
+            writes: tokio::sync::Mutex::new(()),
+        });
+        let task = tokio::spawn(accept(listener, served));
         Ok(Service {
             path: path.to_path_buf(),
             task,
@@ -246,14 +269,13 @@ impl Drop for Service {
     }
 }
 
-async fn accept(listener: UnixListener, ipam: Ipam, node: String) {
+async fn accept(listener: UnixListener, served: Arc<Served>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let ipam = ipam.clone();
-                let node = node.clone();
+                let served = served.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_connection(stream, &ipam, &node).await {
+                    if let Err(e) = serve_connection(stream, &served).await {
                         tracing::debug!(error = %e, "IPAM service connection ended");
                     }
                 });
@@ -266,7 +288,7 @@ async fn accept(listener: UnixListener, ipam: Ipam, node: String) {
     }
 }
 
-async fn serve_connection(stream: UnixStream, ipam: &Ipam, node: &str) -> std::io::Result<()> {
+async fn serve_connection(stream: UnixStream, served: &Served) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = String::new();
@@ -286,7 +308,7 @@ async fn serve_connection(stream: UnixStream, ipam: &Ipam, node: &str) -> std::i
             }
         } else {
             match serde_json::from_str::<ServiceRequest>(&line) {
-                Ok(request) => handle_request(ipam, node, request).await,
+                Ok(request) => handle_request(served, request).await,
                 Err(e) => ServiceReply::Error {
                     kind: ServiceErrorKind::BadRequest,
                     message: format!("request does not decode: {e}"),

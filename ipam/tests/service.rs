@@ -1,6 +1,7 @@
 //! The node-local IPAM service over a real Unix socket: assign (and the same handle again),
 //! release, the handle's addresses, refusal of another node's request, bad request lines,
-//! the socket's mode, and the socket file going with the service.
+//! the socket's mode, the socket file going with the service, and one node's concurrent
+//! requests taking turns.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -9,6 +10,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 
+use fabric_datastore::{
+    Backend, BackendError, CasOutcome, KeyValue, Listing, MemBackend, Revision, TxnOp, TxnOutcome,
+    WatchStream,
+};
 use fabric_ipam::service::{self, Service, ServiceErrorKind, ServiceReply, ServiceRequest};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -172,5 +177,115 @@ async fn another_nodes_request_and_bad_lines_are_refused_and_change_nothing() {
     assert!(
         ipam.affinities(None).await.unwrap().is_empty(),
         "nothing was claimed"
+    );
+}
+
+/// A store that counts the transactions whose comparisons failed.
+#[derive(Debug)]
+struct ConflictCounting {
+    inner: std::sync::Arc<dyn Backend>,
+    failed: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Backend for ConflictCounting {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, BackendError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Listing, BackendError> {
+        self.inner.list(prefix).await
+    }
+    async fn create(&self, key: &str, value: &str) -> Result<Revision, BackendError> {
+        self.inner.create(key, value).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Revision,
+    ) -> Result<Revision, BackendError> {
+        self.inner.update(key, value, expected).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Revision,
+    ) -> Result<CasOutcome, BackendError> {
+        self.inner.compare_and_swap(key, value, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<Revision, BackendError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
+        let outcome = self.inner.transaction(ops).await;
+        if matches!(outcome, Ok(TxnOutcome::Current(_))) {
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        outcome
+    }
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {
+        self.inner.watch(prefix, from).await
+    }
+    async fn revision(&self) -> Result<Revision, BackendError> {
+        self.inner.revision().await
+    }
+    async fn compact(&self, revision: Revision) -> Result<(), BackendError> {
+        self.inner.compact(revision).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_one_node_take_turns_instead_of_failing_each_others_writes() {
+    let store = std::sync::Arc::new(ConflictCounting {
+        inner: std::sync::Arc::new(MemBackend::new()),
+        failed: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let ipam = fabric_ipam::Ipam::from_backend(store.clone());
+    pool(&ipam, "p", "10.9.0.0/24", 26).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ipam.sock");
+    let _svc = Service::start(ipam.clone(), "node-a", &path).await.unwrap();
+    // The block is claimed first, so the burst below shares one block.
+    ips(
+        service::request(&path, &assign("node-a", "k8s-pod-network.first"))
+            .await
+            .unwrap(),
+    );
+
+    let burst = |make: fn(usize) -> ServiceRequest| {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..30 {
+            let path = path.clone();
+            tasks.spawn(async move { ips(service::request(&path, &make(i)).await.unwrap()).0 });
+        }
+        tasks
+    };
+    let mut assigned = BTreeSet::new();
+    let mut tasks = burst(|i| assign("node-a", &format!("k8s-pod-network.b{i}")));
+    while let Some(got) = tasks.join_next().await {
+        for ip in got.unwrap() {
+            assert!(assigned.insert(ip), "{ip} handed out twice");
+        }
+    }
+    assert_eq!(assigned.len(), 30);
+    let mut tasks = burst(|i| ServiceRequest::ReleaseHandle {
+        node: "node-a".into(),
+        handle: format!("k8s-pod-network.b{i}"),
+    });
+    let mut released = BTreeSet::new();
+    while let Some(got) = tasks.join_next().await {
+        released.extend(got.unwrap());
+    }
+    assert_eq!(released, assigned);
+    assert_eq!(
+        store.failed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no request's transaction failed on another's write"
     );
 }
