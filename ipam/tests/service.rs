@@ -10,10 +10,6 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 
-use fabric_datastore::{
-    Backend, BackendError, CasOutcome, KeyValue, Listing, MemBackend, Revision, TxnOp, TxnOutcome,
-    WatchStream,
-};
 use fabric_ipam::service::{self, Service, ServiceErrorKind, ServiceReply, ServiceRequest};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -180,73 +176,9 @@ async fn another_nodes_request_and_bad_lines_are_refused_and_change_nothing() {
     );
 }
 
-/// A store that counts the transactions whose comparisons failed.
-#[derive(Debug)]
-struct ConflictCounting {
-    inner: std::sync::Arc<dyn Backend>,
-    failed: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Backend for ConflictCounting {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, BackendError> {
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Listing, BackendError> {
-        self.inner.list(prefix).await
-    }
-    async fn create(&self, key: &str, value: &str) -> Result<Revision, BackendError> {
-        self.inner.create(key, value).await
-    }
-    async fn update(
-        &self,
-        key: &str,
-        value: &str,
-        expected: Revision,
-    ) -> Result<Revision, BackendError> {
-        self.inner.update(key, value, expected).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        value: &str,
-        expected: Revision,
-    ) -> Result<CasOutcome, BackendError> {
-        self.inner.compare_and_swap(key, value, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &str,
-        expected: Option<Revision>,
-    ) -> Result<Revision, BackendError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
-        let outcome = self.inner.transaction(ops).await;
-        if matches!(outcome, Ok(TxnOutcome::Current(_))) {
-            self.failed
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-        outcome
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {
-        self.inner.watch(prefix, from).await
-    }
-    async fn revision(&self) -> Result<Revision, BackendError> {
-        self.inner.revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), BackendError> {
-        self.inner.compact(revision).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_of_one_node_take_turns_instead_of_failing_each_others_writes() {
-    let store = std::sync::Arc::new(ConflictCounting {
-        inner: std::sync::Arc::new(MemBackend::new()),
-        failed: std::sync::atomic::AtomicUsize::new(0),
-    });
-    let ipam = fabric_ipam::Ipam::from_backend(store.clone());
+    let (store, ipam) = counted();
     pool(&ipam, "p", "10.9.0.0/24", 26).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ipam.sock");
@@ -284,7 +216,7 @@ async fn concurrent_requests_of_one_node_take_turns_instead_of_failing_each_othe
     }
     assert_eq!(released, assigned);
     assert_eq!(
-        store.failed.load(std::sync::atomic::Ordering::SeqCst),
+        store.failed(),
         0,
         "no request's transaction failed on another's write"
     );

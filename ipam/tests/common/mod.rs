@@ -5,11 +5,15 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fabric_api::endpoint::WorkloadEndpointSpec;
 use fabric_api::ippool::{AssignmentMode, IPPoolAllowedUse, IPPoolSpec};
 use fabric_api::{IPPool, IPReservation, IPReservationSpec, Node, ObjectMeta, WorkloadEndpoint};
-use fabric_datastore::{Backend, Client, MemBackend};
+use fabric_datastore::{
+    Backend, BackendError, CasOutcome, Client, KeyValue, Listing, MemBackend, Revision, TxnOp,
+    TxnOutcome, WatchStream,
+};
 use fabric_ipam::handles::pod_handle;
 use fabric_ipam::{AutoAssignArgs, Ipam, IpamConfig};
 use ipnet::IpNet;
@@ -159,4 +163,88 @@ pub async fn allocated(ipam: &Ipam) -> BTreeMap<IpAddr, String> {
         }
     }
     out
+}
+
+/// A store that counts committed transactions and those whose comparisons failed.
+#[derive(Debug)]
+pub struct CountingBackend {
+    inner: Arc<dyn Backend>,
+    committed: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl CountingBackend {
+    /// Transactions that were applied.
+    pub fn committed(&self) -> usize {
+        self.committed.load(Ordering::SeqCst)
+    }
+
+    /// Transactions whose comparisons failed.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+/// An in-memory store that counts transactions, and an `Ipam` on it.
+pub fn counted() -> (Arc<CountingBackend>, Ipam) {
+    let store = Arc::new(CountingBackend {
+        inner: Arc::new(MemBackend::new()),
+        committed: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+    });
+    (store.clone(), Ipam::from_backend(store))
+}
+
+#[async_trait::async_trait]
+impl Backend for CountingBackend {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, BackendError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Listing, BackendError> {
+        self.inner.list(prefix).await
+    }
+    async fn create(&self, key: &str, value: &str) -> Result<Revision, BackendError> {
+        self.inner.create(key, value).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Revision,
+    ) -> Result<Revision, BackendError> {
+        self.inner.update(key, value, expected).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        value: &str,
+        expected: Revision,
+    ) -> Result<CasOutcome, BackendError> {
+        self.inner.compare_and_swap(key, value, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<Revision, BackendError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
+        let outcome = self.inner.transaction(ops).await;
+        match outcome {
+            Ok(TxnOutcome::Committed(_)) => self.committed.fetch_add(1, Ordering::SeqCst),
+            Ok(TxnOutcome::Current(_)) => self.failed.fetch_add(1, Ordering::SeqCst),
+            Err(_) => 0,
+        };
+        outcome
+    }
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {
+        self.inner.watch(prefix, from).await
+    }
+    async fn revision(&self) -> Result<Revision, BackendError> {
+        self.inner.revision().await
+    }
+    async fn compact(&self, revision: Revision) -> Result<(), BackendError> {
+        self.inner.compact(revision).await
+    }
 }
