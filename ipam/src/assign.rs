@@ -35,7 +35,11 @@ pub(crate) fn check_node(node: &str) -> Result<(), IpamError> {
 }
 
 /// The attributes stored with an allocation: the caller's, plus `node`.
-fn attribute(handle: &str, node: &str, attrs: &BTreeMap<String, String>) -> AllocationAttribute {
+pub(crate) fn attribute(
+    handle: &str,
+    node: &str,
+    attrs: &BTreeMap<String, String>,
+) -> AllocationAttribute {
     let mut owner = attrs.clone();
     owner
         .entry("node".to_string())
@@ -137,7 +141,7 @@ impl Ipam {
     }
 
     /// The pools of one family for the request, reading the Node only when a selector needs it.
-    async fn pools_for(
+    pub(crate) async fn pools_for(
         &self,
         args: &AutoAssignArgs,
         family: Family,
@@ -298,7 +302,7 @@ impl Ipam {
     }
 
     /// A confirmed block of the node in the pools that has free addresses, by the cache.
-    fn affine_candidate(
+    pub(crate) fn affine_candidate(
         &self,
         node: &str,
         family: Family,

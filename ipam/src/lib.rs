@@ -67,6 +67,7 @@
 
 mod affinity;
 mod assign;
+mod batch;
 mod blocks;
 mod check;
 mod claim;
