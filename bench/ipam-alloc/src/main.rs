@@ -463,7 +463,8 @@ fn table(runs: &[StoreRuns], n: usize) -> String {
 fn burst_table(runs: &[StoreRuns], n: usize) -> String {
     let mut out = format!(
         "\nA burst of pods on one node: {n} clients asking the first node's IPAM service at once \
-         (its writes take turns).\n\n| store | round | allocations/s | p50 / p99 (ms) | client \
+         (its writes take turns, and the requests that queued meanwhile share one block \
+         transaction).\n\n| store | round | allocations/s | p50 / p99 (ms) | client \
          CPU per allocation (µs) |\n|---|---|---|---|---|\n"
     );
     for s in runs {
@@ -580,7 +581,9 @@ connection per pod and send one `assign`, as the `calico-ipam` plugin does on a 
 calico-node (the allocation is a new-handle assignment, so a retried ADD is found without a \
 read). After the modes, each round runs a burst: all {n} clients asking the first node's \
 service at once, as when many pods start on one node; the service's writes take turns, as \
-under the host-wide IPAM lock of Calico's plugin. One transaction per allocation puts the \
+under the host-wide IPAM lock of Calico's plugin, and the requests that queued during a turn \
+are served by the next in one transaction (`Ipam::auto_assign_batch`: the block and every \
+request's new handle). One transaction per allocation puts the \
 ceiling at the allocation-shaped rate; the \
 JSON encoding of the block and the allocators' bookkeeping are on top of it. \"Writes per allocation\" is the store revision \
 delta divided by the allocations (a transaction is one revision; block claims add two); \
