@@ -59,18 +59,18 @@ async fn a_burst_of_pods_on_one_node_shares_one_transaction() {
     pool(&ipam, "p", "10.9.0.0/24", 26).await;
     // The node's block exists and is cached, as in a running calico-node.
     ipam.auto_assign(new_pod("node-a", "first")).await.unwrap();
-    let before = store.committed();
+    let before = store.around.committed();
 
     let burst: Vec<AutoAssignArgs> = (0..20)
         .map(|i| new_pod("node-a", &format!("c{i}")))
         .collect();
     let results = ipam.auto_assign_batch(&burst).await;
     assert_eq!(
-        store.committed() - before,
+        store.around.committed() - before,
         1,
         "one transaction for the burst"
     );
-    assert_eq!(store.failed(), 0);
+    assert_eq!(store.around.failed(), 0);
 
     let ips = one_each(&results);
     let distinct: BTreeSet<IpAddr> = ips.iter().copied().collect();

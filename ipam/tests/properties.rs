@@ -18,11 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use fabric_api::ippool::{AssignmentMode, IPPoolAllowedUse, IPPoolSpec};
 use fabric_api::{IPPool, ObjectMeta};
+use fabric_datastore::Backend;
 use fabric_datastore::keys::IPAM_HANDLE_PREFIX;
-use fabric_datastore::{
-    Backend, BackendError, CasOutcome, KeyValue, Listing, MemBackend, Revision, TxnOp, TxnOutcome,
-    WatchStream,
-};
 use fabric_ipam::{
     Family, IntendedUse, Ipam, IpamError, PoolRequest, Problem, ReleaseRequest, select_pools,
 };
@@ -30,16 +27,16 @@ use proptest::prelude::*;
 
 use common::*;
 
-/// A MemBackend that yields a seeded number of times before every operation, so concurrent
-/// tasks on a current-thread runtime interleave at every datastore access.
+/// Yields a seeded number of times before every store operation, so concurrent tasks on a
+/// current-thread runtime interleave at every datastore access.
 #[derive(Debug)]
 struct Interleaving {
-    inner: MemBackend,
     rng: Mutex<u64>,
 }
 
-impl Interleaving {
-    async fn shuffle(&self) {
+#[async_trait::async_trait]
+impl Around for Interleaving {
+    async fn before(&self) {
         let n = {
             let mut r = self.rng.lock().unwrap();
             *r ^= *r << 13;
@@ -50,61 +47,6 @@ impl Interleaving {
         for _ in 0..n {
             tokio::task::yield_now().await;
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl Backend for Interleaving {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, BackendError> {
-        self.shuffle().await;
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Listing, BackendError> {
-        self.shuffle().await;
-        self.inner.list(prefix).await
-    }
-    async fn create(&self, key: &str, value: &str) -> Result<Revision, BackendError> {
-        self.shuffle().await;
-        self.inner.create(key, value).await
-    }
-    async fn update(
-        &self,
-        key: &str,
-        value: &str,
-        expected: Revision,
-    ) -> Result<Revision, BackendError> {
-        self.shuffle().await;
-        self.inner.update(key, value, expected).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        value: &str,
-        expected: Revision,
-    ) -> Result<CasOutcome, BackendError> {
-        self.shuffle().await;
-        self.inner.compare_and_swap(key, value, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &str,
-        expected: Option<Revision>,
-    ) -> Result<Revision, BackendError> {
-        self.shuffle().await;
-        self.inner.delete(key, expected).await
-    }
-    async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
-        self.shuffle().await;
-        self.inner.transaction(ops).await
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {
-        self.inner.watch(prefix, from).await
-    }
-    async fn revision(&self) -> Result<Revision, BackendError> {
-        self.inner.revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), BackendError> {
-        self.inner.compact(revision).await
     }
 }
 
@@ -273,11 +215,9 @@ impl Actor {
 }
 
 async fn interleaved(seed: u64, strict: bool, max_blocks: u32, actors: Actors) {
-    let backend: Arc<dyn Backend> = Arc::new(Interleaving {
-        inner: MemBackend::new(),
+    let (backend, setup) = wrapped(Interleaving {
         rng: Mutex::new(seed | 1),
     });
-    let setup = Ipam::from_backend(backend.clone());
     pool(&setup, "p", "10.0.0.0/26", 29).await;
     config(&setup, strict, max_blocks).await;
     let live: Live = Arc::default();

@@ -216,7 +216,7 @@ async fn concurrent_requests_of_one_node_take_turns_instead_of_failing_each_othe
     }
     assert_eq!(released, assigned);
     assert_eq!(
-        store.failed(),
+        store.around.failed(),
         0,
         "no request's transaction failed on another's write"
     );

@@ -165,45 +165,45 @@ pub async fn allocated(ipam: &Ipam) -> BTreeMap<IpAddr, String> {
     out
 }
 
-/// A store that counts committed transactions and those whose comparisons failed.
+/// What a test does around the calls of a [`Wrapped`] store.
+#[async_trait::async_trait]
+pub trait Around: Send + Sync + std::fmt::Debug {
+    /// Before every read and write (not before watches, revisions and compactions).
+    async fn before(&self) {}
+
+    /// After every transaction, with its outcome.
+    fn after_transaction(&self, _outcome: &Result<TxnOutcome, BackendError>) {}
+}
+
+/// An in-memory store with a test's hooks around its calls.
 #[derive(Debug)]
-pub struct CountingBackend {
-    inner: Arc<dyn Backend>,
-    committed: AtomicUsize,
-    failed: AtomicUsize,
+pub struct Wrapped<A> {
+    inner: MemBackend,
+    /// The hooks.
+    pub around: A,
 }
 
-impl CountingBackend {
-    /// Transactions that were applied.
-    pub fn committed(&self) -> usize {
-        self.committed.load(Ordering::SeqCst)
-    }
-
-    /// Transactions whose comparisons failed.
-    pub fn failed(&self) -> usize {
-        self.failed.load(Ordering::SeqCst)
-    }
-}
-
-/// An in-memory store that counts transactions, and an `Ipam` on it.
-pub fn counted() -> (Arc<CountingBackend>, Ipam) {
-    let store = Arc::new(CountingBackend {
-        inner: Arc::new(MemBackend::new()),
-        committed: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
+/// A new in-memory store with `around`'s hooks, and an `Ipam` on it.
+pub fn wrapped<A: Around + 'static>(around: A) -> (Arc<Wrapped<A>>, Ipam) {
+    let store = Arc::new(Wrapped {
+        inner: MemBackend::new(),
+        around,
     });
     (store.clone(), Ipam::from_backend(store))
 }
 
 #[async_trait::async_trait]
-impl Backend for CountingBackend {
+impl<A: Around> Backend for Wrapped<A> {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, BackendError> {
+        self.around.before().await;
         self.inner.get(key).await
     }
     async fn list(&self, prefix: &str) -> Result<Listing, BackendError> {
+        self.around.before().await;
         self.inner.list(prefix).await
     }
     async fn create(&self, key: &str, value: &str) -> Result<Revision, BackendError> {
+        self.around.before().await;
         self.inner.create(key, value).await
     }
     async fn update(
@@ -212,6 +212,7 @@ impl Backend for CountingBackend {
         value: &str,
         expected: Revision,
     ) -> Result<Revision, BackendError> {
+        self.around.before().await;
         self.inner.update(key, value, expected).await
     }
     async fn compare_and_swap(
@@ -220,6 +221,7 @@ impl Backend for CountingBackend {
         value: &str,
         expected: Revision,
     ) -> Result<CasOutcome, BackendError> {
+        self.around.before().await;
         self.inner.compare_and_swap(key, value, expected).await
     }
     async fn delete(
@@ -227,15 +229,13 @@ impl Backend for CountingBackend {
         key: &str,
         expected: Option<Revision>,
     ) -> Result<Revision, BackendError> {
+        self.around.before().await;
         self.inner.delete(key, expected).await
     }
     async fn transaction(&self, ops: &[TxnOp]) -> Result<TxnOutcome, BackendError> {
+        self.around.before().await;
         let outcome = self.inner.transaction(ops).await;
-        match outcome {
-            Ok(TxnOutcome::Committed(_)) => self.committed.fetch_add(1, Ordering::SeqCst),
-            Ok(TxnOutcome::Current(_)) => self.failed.fetch_add(1, Ordering::SeqCst),
-            Err(_) => 0,
-        };
+        self.around.after_transaction(&outcome);
         outcome
     }
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, BackendError> {
@@ -247,4 +247,38 @@ impl Backend for CountingBackend {
     async fn compact(&self, revision: Revision) -> Result<(), BackendError> {
         self.inner.compact(revision).await
     }
+}
+
+/// Counts of committed transactions and of those whose comparisons failed.
+#[derive(Debug, Default)]
+pub struct TxnCounts {
+    committed: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl TxnCounts {
+    /// Transactions that were applied.
+    pub fn committed(&self) -> usize {
+        self.committed.load(Ordering::SeqCst)
+    }
+
+    /// Transactions whose comparisons failed.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+impl Around for TxnCounts {
+    fn after_transaction(&self, outcome: &Result<TxnOutcome, BackendError>) {
+        match outcome {
+            Ok(TxnOutcome::Committed(_)) => self.committed.fetch_add(1, Ordering::SeqCst),
+            Ok(TxnOutcome::Current(_)) => self.failed.fetch_add(1, Ordering::SeqCst),
+            Err(_) => 0,
+        };
+    }
+}
+
+/// An in-memory store that counts transactions, and an `Ipam` on it.
+pub fn counted() -> (Arc<Wrapped<TxnCounts>>, Ipam) {
+    wrapped(TxnCounts::default())
 }
