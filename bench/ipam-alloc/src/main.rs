@@ -176,6 +176,30 @@ async fn service_round(
     Ok(tally)
 }
 
+/// One round of the allocation modes ([`MODES`]) on one store's clients, and the burst on
+/// one node's service; `tag` keeps the rounds' node and handle names apart.
+async fn allocation_modes(
+    c: &Clients,
+    tag: char,
+    round: usize,
+    duration: Duration,
+) -> Result<([Tally; 3], Tally)> {
+    let b = c.backends[0].as_ref();
+    let reading = allocation_round(&c.reading, b, &format!("{tag}r{round}"), duration).await?;
+    let watching = allocation_round(&c.watching, b, &format!("{tag}w{round}"), duration).await?;
+    let (one_per_node, burst) = (Targets::OnePerNode, Targets::AllOnOneNode);
+    let service = service_round(
+        &c.services,
+        b,
+        &format!("{tag}s{round}"),
+        duration,
+        one_per_node,
+    )
+    .await?;
+    let burst = service_round(&c.services, b, &format!("{tag}b{round}"), duration, burst).await?;
+    Ok(([reading, watching, service], burst))
+}
+
 /// The clients of one store: `n` allocators reading their inputs per request, `n` with
 /// watched inputs, `n` node-local IPAM services, and `n` backend handles for the reference.
 struct Clients {
@@ -278,27 +302,8 @@ async fn measure(args: &Args, db: &Path, endpoint: &str) -> Result<(Vec<StoreRun
                 ValueSize::AllocationShaped,
             )
             .await?;
-            let b = etcd.backends[0].as_ref();
-            let reading =
-                allocation_round(&etcd.reading, b, &format!("er{round}"), duration).await?;
-            let watching =
-                allocation_round(&etcd.watching, b, &format!("ew{round}"), duration).await?;
-            let service = service_round(
-                &etcd.services,
-                b,
-                &format!("es{round}"),
-                duration,
-                Targets::OnePerNode,
-            )
-            .await?;
-            let burst = service_round(
-                &etcd.services,
-                b,
-                &format!("eb{round}"),
-                duration,
-                Targets::AllOnOneNode,
-            )
-            .await?;
+            let ([reading, watching, service], burst) =
+                allocation_modes(&etcd, 'e', round, duration).await?;
             etcd_runs.bursts.push(burst);
             etcd_runs
                 .rounds
@@ -341,27 +346,8 @@ async fn measure(args: &Args, db: &Path, endpoint: &str) -> Result<(Vec<StoreRun
                 ValueSize::AllocationShaped,
             )
             .await?;
-            let b = sqlite.backends[0].as_ref();
-            let reading =
-                allocation_round(&sqlite.reading, b, &format!("sr{round}"), duration).await?;
-            let watching =
-                allocation_round(&sqlite.watching, b, &format!("sw{round}"), duration).await?;
-            let service = service_round(
-                &sqlite.services,
-                b,
-                &format!("ss{round}"),
-                duration,
-                Targets::OnePerNode,
-            )
-            .await?;
-            let burst = service_round(
-                &sqlite.services,
-                b,
-                &format!("sb{round}"),
-                duration,
-                Targets::AllOnOneNode,
-            )
-            .await?;
+            let ([reading, watching, service], burst) =
+                allocation_modes(&sqlite, 's', round, duration).await?;
             sqlite_runs.bursts.push(burst);
             sqlite_runs
                 .rounds
