@@ -14,6 +14,9 @@ pub const DEFAULT_MTU: u32 = 1500;
 /// Where Calico's calico-node records the node name.
 pub const DEFAULT_NODENAME_FILE: &str = "/var/lib/calico/nodename";
 
+/// Where Calico's plugin keeps its host-wide IPAM lock (`ipam_lock_file`).
+pub const DEFAULT_IPAM_LOCK_FILE: &str = "/var/run/calico/ipam.lock";
+
 /// A label given to the plugin by the runtime (`args.cni.labels`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Label {
@@ -84,6 +87,8 @@ struct RawConf {
     #[serde(default)]
     ipam_socket: Option<String>,
     #[serde(default)]
+    ipam_lock_file: Option<String>,
+    #[serde(default)]
     ipam: Option<RawIpam>,
     #[serde(default)]
     args: Option<Args>,
@@ -144,6 +149,9 @@ pub struct NetConf {
     /// the datastore; `Some("none")` turns it off. `None`: `CALICO_IPAM_SOCKET`, then the
     /// default path.
     pub ipam_socket: Option<String>,
+    /// `ipam_lock_file` (default `/var/run/calico/ipam.lock`): the host-wide lock
+    /// `calico-ipam` holds while it writes through the datastore itself.
+    pub ipam_lock_file: PathBuf,
     /// The IPAM section, if any.
     pub ipam: Option<IpamConf>,
     /// Pod labels from `args.cni.labels`.
@@ -324,6 +332,11 @@ impl NetConf {
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
             ipam_socket: conf.ipam_socket.filter(|s| !s.is_empty()),
+            ipam_lock_file: conf
+                .ipam_lock_file
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_IPAM_LOCK_FILE)),
             ipam,
             labels,
             prev_result,
@@ -424,6 +437,17 @@ mod tests {
         assert!(ipam.assign_ipv4 && !ipam.assign_ipv6);
         assert_eq!(ipam.ipv4_pools.len(), 2);
         assert_eq!(c.labels[0].key, "app");
+    }
+
+    #[test]
+    fn the_ipam_lock_file_is_calicos_unless_the_config_names_another() {
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"calico"}"#).unwrap();
+        assert_eq!(c.ipam_lock_file, PathBuf::from("/var/run/calico/ipam.lock"));
+        let c = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"calico","ipam_lock_file":"/run/x.lock"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.ipam_lock_file, PathBuf::from("/run/x.lock"));
     }
 
     #[test]

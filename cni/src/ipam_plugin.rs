@@ -5,11 +5,14 @@
 //! Each command goes to calico-node's IPAM service on the node first (a Unix socket: see
 //! `fabric_ipam::service`), which allocates with its inputs watched and the node's blocks
 //! cached; only when there is no service (no socket, nothing listening, another node's
-//! service, a broken answer) does the plugin open the datastore and do the same itself.
+//! service, a broken answer) does the plugin open the datastore and do the same itself. Then
+//! ADD and DEL hold Calico's host-wide IPAM lock (`ipam_lock_file`) while they write, so
+//! plugin runs on one host take turns instead of failing each other's compare-and-swap of
+//! the node's block.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use fabric_datastore::Client;
 use fabric_ipam::service::{self, ServiceErrorKind, ServiceReply, ServiceRequest};
@@ -82,6 +85,10 @@ pub async fn run(
             }
         }
     }
+    let _host_lock = match op {
+        Op::Add(_) | Op::Del => host_lock(&conf.ipam_lock_file).await,
+        Op::Check => None,
+    };
     let ipam = Ipam::new(connect().await?);
     match op {
         Op::Add(args) => add_direct(&ipam, args).await.map(Some),
@@ -103,12 +110,43 @@ pub async fn run(
     }
 }
 
+/// Takes the host-wide IPAM lock (an exclusive `flock` of `path`, created with its directory
+/// if absent), waiting for it; released when the file is dropped or the process ends. Best
+/// effort, as in Calico: a lock file that cannot be used is logged and the command goes on.
+async fn host_lock(path: &Path) -> Option<std::fs::File> {
+    let at = path.to_path_buf();
+    let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        if let Some(dir) = at.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&at)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await;
+    match locked {
+        Ok(Ok(file)) => Some(file),
+        Ok(Err(e)) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot take the host-wide IPAM lock; going on without it");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the host-wide IPAM lock task failed; going on without it");
+            None
+        }
+    }
+}
+
 /// The command through the IPAM service; `None` when the service cannot answer it (the
 /// caller then uses the datastore).
 async fn via_service(
     conf: &NetConf,
     op: &Op,
-    path: &std::path::Path,
+    path: &Path,
     node: &str,
     handle: &str,
 ) -> Option<Result<Option<CniResult>, CniError>> {

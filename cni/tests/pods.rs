@@ -1,6 +1,6 @@
 //! The `calico` and `calico-ipam` binaries in real network namespaces (root): pods wired and
 //! reachable through the host, DEL, rollback, version negotiation, CHECK, Debian's bridge
-//! plugin over calico-ipam, and the etcd datastore.
+//! plugin over calico-ipam, the etcd datastore, and the host-wide IPAM lock.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -483,4 +483,33 @@ fn a_dual_stack_pod_gets_a_128_and_reaches_another_over_ipv6() {
     assert!(h.cali_links().is_empty());
     let usage = h.rt.block_on(h.ipam().usage()).unwrap();
     assert_eq!(usage.iter().map(|p| p.in_use).sum::<u128>(), 0);
+}
+
+#[test]
+fn calico_ipam_waits_for_the_host_wide_ipam_lock_before_it_writes() {
+    let h = Harness::sqlite("cnilock", "10.76.0.0/16");
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = dir.path().join("ipam.lock");
+    let held = std::fs::File::create(&lock_file).unwrap();
+    held.lock().unwrap();
+    let mut conf = h.conf("1.0.0", "calico-ipam");
+    conf["ipam_lock_file"] = json!(lock_file.display().to_string());
+    let netns = Netns::new("pod");
+    let path = format!("/run/netns/{}", netns.name());
+    std::thread::scope(|s| {
+        let add = s.spawn(|| h.run("calico-ipam", "ADD", &conf, "ctr-lock", &path, "lock-1"));
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            !add.is_finished(),
+            "the ADD went ahead while another process held the lock"
+        );
+        drop(held);
+        let r = add.join().unwrap();
+        assert!(r.ok, "{}", r.stderr);
+    });
+    assert_eq!(h.held_by("ctr-lock").len(), 1);
+    // DEL takes the lock too, and the lock file is reused.
+    let r = h.run("calico-ipam", "DEL", &conf, "ctr-lock", &path, "lock-1");
+    assert!(r.ok, "{}", r.stderr);
+    assert!(h.held_by("ctr-lock").is_empty());
 }
