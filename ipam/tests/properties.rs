@@ -1,10 +1,10 @@
 //! Property tests on the in-memory store.
 //!
 //! * Random interleavings (a backend that yields to the scheduler a seeded number of times
-//!   before every operation) of allocations, releases by handle and by address, stale
-//!   releases, specific-address claims and affinity releases by several actors on several
-//!   nodes never hand out one address twice, and leave blocks, handles and affinities
-//!   consistent; under strict affinity nothing is borrowed.
+//!   before every operation) of allocations (one by one and batched), releases by handle and
+//!   by address, stale releases, specific-address claims and affinity releases by several
+//!   actors on several nodes never hand out one address twice, and leave blocks, handles and
+//!   affinities consistent; under strict affinity nothing is borrowed.
 //! * A stale release is refused and changes nothing.
 //! * Reserved addresses are never handed out, and everything else is.
 //! * Pool selection follows the rules (version, disabled, nodeSelector, allowedUses, manual).
@@ -53,6 +53,7 @@ impl Around for Interleaving {
 #[derive(Debug, Clone)]
 enum Op {
     Allocate(usize),
+    AllocateBatch(usize),
     ReleaseByHandle(usize),
     ReleaseIp(usize),
     StaleRelease(usize),
@@ -63,6 +64,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (1usize..=3).prop_map(Op::Allocate),
+        2 => (2usize..=4).prop_map(Op::AllocateBatch),
         2 => any::<usize>().prop_map(Op::ReleaseByHandle),
         2 => any::<usize>().prop_map(Op::ReleaseIp),
         1 => any::<usize>().prop_map(Op::StaleRelease),
@@ -128,6 +130,30 @@ impl Actor {
                     }
                     Err(IpamError::Exhausted { .. }) => {}
                     Err(e) => panic!("allocation failed: {e}"),
+                }
+            }
+            Op::AllocateBatch(n) => {
+                let mut burst = Vec::new();
+                for _ in 0..n {
+                    let mut args = pod(&self.node, "x", 1);
+                    args.handle = self.new_handle();
+                    args.new_handle = true;
+                    burst.push(args);
+                }
+                let results = self.ipam.auto_assign_batch(&burst).await;
+                assert_eq!(results.len(), n);
+                for (args, result) in burst.into_iter().zip(results) {
+                    match result {
+                        Ok(got) => {
+                            let ips: Vec<(IpAddr, u64)> =
+                                got.all().map(|ip| (ip, got.sequences[&ip])).collect();
+                            assert_eq!(ips.len(), 1);
+                            self.record(&args.handle, &ips);
+                            self.mine.push((args.handle, ips));
+                        }
+                        Err(IpamError::Exhausted { .. }) => {}
+                        Err(e) => panic!("batched allocation failed: {e}"),
+                    }
                 }
             }
             Op::ReleaseByHandle(pick) if !self.mine.is_empty() => {
