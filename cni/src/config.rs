@@ -1,7 +1,7 @@
 //! The network configuration both plugins read (Calico's keys), parsed and checked: each
 //! error names the field, the value and the rule (CNI error 7, or 1 for the version).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -269,6 +269,16 @@ impl NetConf {
                 "is not a log level; expected debug, info, warning or error",
             ));
         }
+        if let Some(lock) = conf.ipam_lock_file.as_deref()
+            && !lock.is_empty()
+            && !Path::new(lock).is_absolute()
+        {
+            return Err(CniError::invalid_config(
+                "ipam_lock_file",
+                format!("{lock:?}"),
+                "is not an absolute path (the plugin's working directory is the runtime's)",
+            ));
+        }
         let ipam = match conf.ipam {
             None => None,
             Some(i) => {
@@ -448,6 +458,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.ipam_lock_file, PathBuf::from("/run/x.lock"));
+        let e = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"calico","ipam_lock_file":"ipam.lock"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
+        assert!(
+            e.msg.contains("ipam_lock_file") && e.msg.contains("\"ipam.lock\""),
+            "{e}"
+        );
     }
 
     #[test]

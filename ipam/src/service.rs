@@ -175,12 +175,14 @@ async fn assign_in_turn(
         // An earlier turn took this request along.
         return Some(result);
     }
-    let batch = std::mem::take(&mut *lock(&served.queue));
-    let args: Vec<AutoAssignArgs> = batch.iter().map(|q| q.args.clone()).collect();
+    let (args, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut *lock(&served.queue))
+        .into_iter()
+        .map(|q| (q.args, q.reply))
+        .unzip();
     let results = served.ipam.auto_assign_batch(&args).await;
-    for (queued, result) in batch.into_iter().zip(results) {
+    for (reply, result) in replies.into_iter().zip(results) {
         // A receiver that is gone belongs to a connection task that ended.
-        let _ = queued.reply.send(result);
+        let _ = reply.send(result);
     }
     answer.try_recv().ok()
 }
